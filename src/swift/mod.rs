@@ -1,0 +1,12 @@
+//! Pure Swift-compatible primitives: timestamps, path hashing, the `chexor`
+//! DB hash, the object-row merge rule, and the pending-file record format.
+//! Nothing here does I/O.
+
+pub mod hash;
+pub mod merge;
+pub mod pending;
+pub mod pickle;
+pub mod timestamp;
+
+pub use hash::{chexor, HashPathConfig};
+pub use timestamp::{decode_timestamps, encode_timestamps, Timestamp, TimestampError};
