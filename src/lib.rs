@@ -1,1 +1,4 @@
+//! rowsync: Swift-compatible container DB replication.
+
+pub mod cli;
 pub mod swift;

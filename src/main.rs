@@ -1,1 +1,9 @@
-fn main() {}
+fn main() -> std::process::ExitCode {
+    match rowsync::cli::run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("rowsync: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
