@@ -1,4 +1,5 @@
 //! rowsync: Swift-compatible container DB replication.
 
 pub mod cli;
+pub mod db;
 pub mod swift;

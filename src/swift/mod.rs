@@ -6,6 +6,7 @@ pub mod hash;
 pub mod merge;
 pub mod pending;
 pub mod pickle;
+pub mod pyjson;
 pub mod timestamp;
 
 pub use hash::{chexor, HashPathConfig};

@@ -132,7 +132,7 @@ impl Timestamp {
 
     /// Seconds as a float.
     pub fn as_f64(&self) -> f64 {
-        self.raw as f64 * PRECISION
+        self.raw as f64 / 100_000.0
     }
 
     /// `%016.05f`.

@@ -1,0 +1,116 @@
+//! SQLite brokers for Swift's container DBs. This is the only part of
+//! rowsync that touches SQLite; everything here is synchronous.
+//!
+//! - [`conn`]: opening connections the way Swift does (pragmas, `chexor`).
+//! - [`lock`]: Swift's directory lock (`flock` on `<dir>/.lock`).
+//! - [`schema`]: Swift 2.38's container DB schema.
+//! - [`container`]: the container broker: rows, pending file, sync tables,
+//!   replication info, metadata, reclaim, listings.
+//! - [`files`]: DB file names and locations (`<hash>[_<epoch>].db`),
+//!   quarantine.
+
+pub mod conn;
+pub mod container;
+pub mod files;
+pub mod lock;
+pub mod schema;
+pub mod shard;
+
+use std::path::{Path, PathBuf};
+
+pub use container::{ContainerBroker, ListingEntry, ListingParams, ReplicationInfo, SyncPoint};
+
+/// Swift's `BROKER_TIMEOUT`: how long to wait on SQLite locks.
+pub const BROKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
+/// SQLite's default bound-parameter limit, as Swift assumes it.
+pub const SQLITE_ARG_LIMIT: usize = 999;
+/// Tombstones are reclaimed in name-ordered pages of this many rows.
+pub const RECLAIM_PAGE_SIZE: i64 = 10_000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("DB {0} doesn't exist")]
+    NotFound(PathBuf),
+    #[error("DB {0} already exists")]
+    AlreadyExists(PathBuf),
+    /// The file is not a usable container DB; callers quarantine it.
+    #[error("DB {path} is unusable ({reason}): {detail}")]
+    Corrupt {
+        path: PathBuf,
+        reason: &'static str,
+        detail: String,
+    },
+    #[error("timed out after {timeout:?} waiting for the lock on {path}")]
+    LockTimeout {
+        path: PathBuf,
+        timeout: std::time::Duration,
+    },
+    /// Bad input from a caller (a bad row, timestamp or argument).
+    #[error("invalid input: {0}")]
+    Invalid(String),
+    #[error("SQLite error on {path}: {source}")]
+    Sqlite {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl DbError {
+    /// Should the DB be quarantined? (Swift's `possibly_quarantine` and the
+    /// replicator's `no such table` check.)
+    pub fn is_corrupt(&self) -> bool {
+        matches!(self, DbError::Corrupt { .. })
+    }
+
+    pub(crate) fn io(path: &Path, source: std::io::Error) -> DbError {
+        DbError::Io {
+            path: path.to_path_buf(),
+            source,
+        }
+    }
+
+    /// Classifies a SQLite error: corruption-like messages become
+    /// [`DbError::Corrupt`].
+    pub(crate) fn sqlite(path: &Path, source: rusqlite::Error) -> DbError {
+        let msg = source.to_string();
+        let reason = if msg.contains("database disk image is malformed")
+            || msg.contains("malformed database schema")
+        {
+            Some("malformed database")
+        } else if msg.contains(" is not a database") {
+            Some("corrupted database")
+        } else if msg.contains("disk I/O error") {
+            Some("disk error while accessing database")
+        } else if msg.contains("no such table") {
+            Some("missing table")
+        } else if let rusqlite::Error::SqliteFailure(e, _) = &source {
+            match e.code {
+                rusqlite::ErrorCode::NotADatabase => Some("corrupted database"),
+                rusqlite::ErrorCode::DatabaseCorrupt => Some("malformed database"),
+                _ => None,
+            }
+        } else {
+            None
+        };
+        match reason {
+            Some(reason) => DbError::Corrupt {
+                path: path.to_path_buf(),
+                reason,
+                detail: msg,
+            },
+            None => DbError::Sqlite {
+                path: path.to_path_buf(),
+                source,
+            },
+        }
+    }
+}
+
+pub type Result<T> = std::result::Result<T, DbError>;
