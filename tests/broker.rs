@@ -360,10 +360,10 @@ fn merge_applies_content_type_and_meta_timestamps() {
     assert_eq!(rows[0].content_type, "image/png;swift_bytes=5");
     assert_eq!(rows[0].created_at, format!("{}+186a0+0", ts(1)));
     // A tombstone older than the data does nothing; a newer one wins.
-    b.merge_items(vec![ObjectItem::tombstone("o", &ts(0))], None)
+    b.merge_items(vec![ObjectItem::tombstone("o", ts(0))], None)
         .unwrap();
     assert_eq!(b.get_items_since(-1, 10).unwrap()[0].deleted, 0);
-    b.merge_items(vec![ObjectItem::tombstone("o", &ts(5))], None)
+    b.merge_items(vec![ObjectItem::tombstone("o", ts(5))], None)
         .unwrap();
     let rows = b.get_items_since(-1, 10).unwrap();
     assert_eq!(rows.len(), 1);

@@ -2,6 +2,8 @@
 
 use clap::{Parser, Subcommand};
 
+pub mod bench;
+
 #[derive(Debug, Parser)]
 #[command(
     name = "rowsync",
@@ -17,10 +19,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Throughput benchmarks on real DB files.
+    Bench(bench::BenchArgs),
+}
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Bench(args) => bench::run(args),
+    }
 }
