@@ -1,4 +1,6 @@
 //! rowsync: Swift-compatible container DB replication.
 
 pub mod cli;
+pub mod config;
+pub mod ring;
 pub mod swift;

@@ -1,5 +1,7 @@
 //! The `rowsync` command line.
 
+pub mod ring;
+
 use clap::{Parser, Subcommand};
 
 #[derive(Debug, Parser)]
@@ -17,10 +19,15 @@ pub struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {}
+pub enum Command {
+    /// Inspect ring files, look up placement, build dev rings.
+    Ring(ring::RingArgs),
+}
 
 /// Parses the command line and runs the command.
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    match cli.command {}
+    match cli.command {
+        Command::Ring(args) => ring::run(args),
+    }
 }
