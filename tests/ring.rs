@@ -34,8 +34,7 @@ fn expect() -> Value {
 
 fn hash_conf() -> HashPathConfig {
     let info: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixture_path("INFO.json")).unwrap())
-            .unwrap();
+        serde_json::from_str(&std::fs::read_to_string(fixture_path("INFO.json")).unwrap()).unwrap();
     HashPathConfig::new(
         info["hash_path_prefix"].as_str().unwrap(),
         info["hash_path_suffix"].as_str().unwrap(),
@@ -74,8 +73,14 @@ fn every_swift_lookup_matches_both_ring_formats() {
     assert_eq!(lookups.len(), 150);
     for name in RINGS {
         let ring = load(fixture_path(name)).unwrap();
-        assert_eq!(ring.part_power(), expect["part_power"].as_u64().unwrap() as u32);
-        assert_eq!(ring.replica_count(), expect["replica_count"].as_f64().unwrap());
+        assert_eq!(
+            ring.part_power(),
+            expect["part_power"].as_u64().unwrap() as u32
+        );
+        assert_eq!(
+            ring.replica_count(),
+            expect["replica_count"].as_f64().unwrap()
+        );
         for (i, l) in lookups.iter().enumerate() {
             let account = l["account"].as_str().unwrap();
             let container = l["container"].as_str();
@@ -114,7 +119,10 @@ fn devices_match_swift() {
             let dev = dev.as_ref().unwrap();
             assert_eq!(dev.to_json(), *w, "{name}");
             assert_eq!(dev.ip, w["ip"].as_str().unwrap());
-            assert_eq!(u64::from(dev.replication_port), w["replication_port"].as_u64().unwrap());
+            assert_eq!(
+                u64::from(dev.replication_port),
+                w["replication_port"].as_u64().unwrap()
+            );
             assert_eq!(dev.weight, w["weight"].as_f64().unwrap());
         }
     }
@@ -204,8 +212,15 @@ fn dev_ring_placement_properties() {
             let hand: Vec<u32> = ring.get_more_nodes(part).map(|n| n.id).collect();
             let hand_set: HashSet<u32> = hand.iter().copied().collect();
             assert_eq!(hand_set.len(), hand.len(), "{ctx}: handoffs repeat");
-            assert!(hand_set.is_disjoint(&prim_ids), "{ctx}: handoff is a primary");
-            assert_eq!(hand.len() + replicas, devices, "{ctx}: handoffs cover the rest");
+            assert!(
+                hand_set.is_disjoint(&prim_ids),
+                "{ctx}: handoff is a primary"
+            );
+            assert_eq!(
+                hand.len() + replicas,
+                devices,
+                "{ctx}: handoffs cover the rest"
+            );
         }
         let want = (ring.partition_count() * replicas) as f64 / devices as f64;
         for (id, &c) in ring.assignment_counts().iter().enumerate() {
@@ -216,7 +231,10 @@ fn dev_ring_placement_properties() {
         }
         // Ports and names as documented.
         let d = ring.device(1).unwrap();
-        assert_eq!((d.port, d.replication_port, d.device.as_str()), (6011, 6011, "sdb2"));
+        assert_eq!(
+            (d.port, d.replication_port, d.device.as_str()),
+            (6011, 6011, "sdb2")
+        );
     }
 }
 
@@ -242,7 +260,10 @@ fn damaged_files_give_errors() {
     // Truncated gzip.
     for gz in [&gz1, &gz2] {
         for cut in [0, 5, 20, gz.len() / 2, gz.len() - 9, gz.len() - 1] {
-            assert_err(load_from_gz_bytes(&gz[..cut]), &format!("gzip cut at {cut}"));
+            assert_err(
+                load_from_gz_bytes(&gz[..cut]),
+                &format!("gzip cut at {cut}"),
+            );
         }
     }
     // Not gzip at all.
@@ -271,10 +292,7 @@ fn damaged_files_give_errors() {
     let e = assert_err(load_from_gz_bytes(&gzip(&raw1[..cut])), "short v1 table");
     assert!(matches!(e, RingError::BadTable(_)), "{e}");
     // v2: a changed byte inside the devices section fails its digest.
-    let at = raw2
-        .windows(6)
-        .position(|w| w == b"\"sdb0\"")
-        .unwrap();
+    let at = raw2.windows(6).position(|w| w == b"\"sdb0\"").unwrap();
     let mut bad = raw2.clone();
     bad[at + 1] = b'x';
     let e = assert_err(load_from_gz_bytes(&gzip(&bad)), "v2 digest");
@@ -320,7 +338,10 @@ fn handle_reloads_a_replaced_file() {
 
     let eager = RingHandle::open_with_interval(&path, Duration::ZERO).unwrap();
     let lazy = RingHandle::open_with_interval(&path, Duration::from_secs(3600)).unwrap();
-    assert_eq!(RingHandle::open(&path).unwrap().reload_interval(), Duration::from_secs(15));
+    assert_eq!(
+        RingHandle::open(&path).unwrap().reload_interval(),
+        Duration::from_secs(15)
+    );
     let held = eager.ring();
     assert_eq!(held.part_power(), 4);
     assert!(!eager.reload_if_changed().unwrap());
@@ -349,8 +370,10 @@ fn handle_reloads_a_replaced_file() {
 
 #[test]
 fn swift_conf_hash_and_policies() {
-    let c = SwiftConf::from_str("[swift-hash]\nswift_hash_path_suffix = suf1\nswift_hash_path_prefix = pre1\n")
-        .unwrap();
+    let c = SwiftConf::from_str(
+        "[swift-hash]\nswift_hash_path_suffix = suf1\nswift_hash_path_prefix = pre1\n",
+    )
+    .unwrap();
     assert_eq!(c.hash_path_config(), hash_conf());
     assert_eq!(c.policy_count(), 1);
     assert_eq!(c.policy_sections, 0);
@@ -367,7 +390,10 @@ fn swift_conf_hash_and_policies() {
     assert_eq!(c.policy_count(), 3);
     assert_eq!(c.policy_sections, 3);
     assert_eq!(c.default_policy().index, 1);
-    assert_eq!(c.policy(0).unwrap().aliases, vec!["gold", "yellow", "orange"]);
+    assert_eq!(
+        c.policy(0).unwrap().aliases,
+        vec!["gold", "yellow", "orange"]
+    );
     assert!(c.policy(2).unwrap().deprecated);
 
     // Latin-1 prefix bytes.
@@ -453,8 +479,14 @@ db_transfer = http
     assert_eq!(r.interval, 5.0);
     assert_eq!(r.warnings.len(), 1);
     assert_eq!(r.databases_per_second, 0.0);
-    assert_eq!((r.node_timeout, r.conn_timeout, r.reclaim_age), (2.5, 1.0, 3600.0));
-    assert_eq!(r.rsync_module, "{replication_ip}::container{replication_port}");
+    assert_eq!(
+        (r.node_timeout, r.conn_timeout, r.reclaim_age),
+        (2.5, 1.0, 3600.0)
+    );
+    assert_eq!(
+        r.rsync_module,
+        "{replication_ip}::container{replication_port}"
+    );
     assert!(r.rsync_compress && r.handoffs_only);
     assert_eq!(r.handoff_delete, 2);
     assert_eq!(r.db_transfer, DbTransfer::Http);
@@ -471,14 +503,38 @@ db_transfer = http
 #[test]
 fn config_errors_name_section_key_and_value() {
     let cases = [
-        ("[container-replicator]\nmount_check = maybe\n", ["container-replicator", "mount_check", "maybe"]),
-        ("[container-replicator]\nper_diff = lots\n", ["container-replicator", "per_diff", "lots"]),
-        ("[container-replicator]\nconcurrency = 0\n", ["container-replicator", "concurrency", "0"]),
-        ("[container-replicator]\nnode_timeout = -1\n", ["container-replicator", "node_timeout", "-1"]),
-        ("[container-replicator]\nbind_port = 70000\n", ["container-replicator", "bind_port", "70000"]),
-        ("[container-replicator]\nhandoff_delete = some\n", ["container-replicator", "handoff_delete", "some"]),
-        ("[container-replicator]\ndb_transfer = ftp\n", ["container-replicator", "db_transfer", "ftp"]),
-        ("[container-replicator]\nrsync_module = {bogus}::c\n", ["rsync_module", "bogus", "{bogus}::c"]),
+        (
+            "[container-replicator]\nmount_check = maybe\n",
+            ["container-replicator", "mount_check", "maybe"],
+        ),
+        (
+            "[container-replicator]\nper_diff = lots\n",
+            ["container-replicator", "per_diff", "lots"],
+        ),
+        (
+            "[container-replicator]\nconcurrency = 0\n",
+            ["container-replicator", "concurrency", "0"],
+        ),
+        (
+            "[container-replicator]\nnode_timeout = -1\n",
+            ["container-replicator", "node_timeout", "-1"],
+        ),
+        (
+            "[container-replicator]\nbind_port = 70000\n",
+            ["container-replicator", "bind_port", "70000"],
+        ),
+        (
+            "[container-replicator]\nhandoff_delete = some\n",
+            ["container-replicator", "handoff_delete", "some"],
+        ),
+        (
+            "[container-replicator]\ndb_transfer = ftp\n",
+            ["container-replicator", "db_transfer", "ftp"],
+        ),
+        (
+            "[container-replicator]\nrsync_module = {bogus}::c\n",
+            ["rsync_module", "bogus", "{bogus}::c"],
+        ),
     ];
     for (text, words) in cases {
         let msg = ReplicatorConf::from_str(text).unwrap_err().to_string();
@@ -497,7 +553,10 @@ fn config_errors_name_section_key_and_value() {
     let msg = ServerConf::from_str("[app:container-server]\nfallocate_reserve = 5 GB\n")
         .unwrap_err()
         .to_string();
-    assert!(msg.contains("fallocate_reserve") && msg.contains("5 GB"), "{msg}");
+    assert!(
+        msg.contains("fallocate_reserve") && msg.contains("5 GB"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -546,8 +605,15 @@ fn config_from_files_and_directories() {
     assert_eq!((r.bind_port, r.concurrency), (6221, 3));
     assert_eq!(ServerConf::from_file(&conf_d).unwrap().bind_port, 6221);
     let swift = dir.path().join("swift.conf");
-    std::fs::write(&swift, "[swift-hash]\nswift_hash_path_prefix = pre1\nswift_hash_path_suffix = suf1\n").unwrap();
-    assert_eq!(SwiftConf::from_file(&swift).unwrap().hash_path_config(), hash_conf());
+    std::fs::write(
+        &swift,
+        "[swift-hash]\nswift_hash_path_prefix = pre1\nswift_hash_path_suffix = suf1\n",
+    )
+    .unwrap();
+    assert_eq!(
+        SwiftConf::from_file(&swift).unwrap().hash_path_config(),
+        hash_conf()
+    );
     assert!(matches!(
         SwiftConf::from_file(dir.path().join("missing.conf")),
         Err(ConfigError::Io { .. })
@@ -611,19 +677,39 @@ fn cli_lookup_json_matches_swift() {
     // --handoffs limits the list.
     let ring = fixture_path(RINGS[0]);
     let (ok, stdout, _) = rowsync(&[
-        "ring", "lookup", "--ring", ring.to_str().unwrap(), "--swift-conf", swift_conf,
-        "--json", "--handoffs", "2", "a0",
+        "ring",
+        "lookup",
+        "--ring",
+        ring.to_str().unwrap(),
+        "--swift-conf",
+        swift_conf,
+        "--json",
+        "--handoffs",
+        "2",
+        "a0",
     ]);
     assert!(ok);
     let got: Value = serde_json::from_str(&stdout).unwrap();
     assert_eq!(ids(&got["handoff_ids"]), vec![0, 8]);
     // Plain text output and errors.
     let (ok, stdout, _) = rowsync(&[
-        "ring", "lookup", "--ring", ring.to_str().unwrap(), "--swift-conf", swift_conf, "a0",
+        "ring",
+        "lookup",
+        "--ring",
+        ring.to_str().unwrap(),
+        "--swift-conf",
+        swift_conf,
+        "a0",
     ]);
     assert!(ok && stdout.contains("partition 392"), "{stdout}");
     let (ok, _, stderr) = rowsync(&[
-        "ring", "lookup", "--ring", "/nonexistent.ring.gz", "--swift-conf", swift_conf, "a0",
+        "ring",
+        "lookup",
+        "--ring",
+        "/nonexistent.ring.gz",
+        "--swift-conf",
+        swift_conf,
+        "a0",
     ]);
     assert!(!ok && stderr.contains("nonexistent"), "{stderr}");
 }
@@ -634,8 +720,21 @@ fn cli_build_then_show() {
     let out = dir.path().join("container.ring.gz");
     let out_s = out.to_str().unwrap();
     let (ok, _, stderr) = rowsync(&[
-        "ring", "build", "--devices", "4", "--replicas", "3", "--part-power", "6",
-        "--base-port", "6011", "--ip", "127.0.0.1", "--zones", "4", out_s,
+        "ring",
+        "build",
+        "--devices",
+        "4",
+        "--replicas",
+        "3",
+        "--part-power",
+        "6",
+        "--base-port",
+        "6011",
+        "--ip",
+        "127.0.0.1",
+        "--zones",
+        "4",
+        out_s,
     ]);
     assert!(ok, "{stderr}");
     let (ok, stdout, stderr) = rowsync(&["ring", "show", out_s, "--json"]);
@@ -648,12 +747,27 @@ fn cli_build_then_show() {
     assert_eq!(got["devs"][3]["port"], 6014);
     assert_eq!(got["partition_counts"], serde_json::json!([48, 48, 48, 48]));
     let (ok, stdout, _) = rowsync(&["ring", "show", fixture_path(RINGS[1]).to_str().unwrap()]);
-    assert!(ok && stdout.contains("part power 10") && stdout.contains("sdc1"), "{stdout}");
+    assert!(
+        ok && stdout.contains("part power 10") && stdout.contains("sdc1"),
+        "{stdout}"
+    );
     let (ok, stdout, _) = rowsync(&["ring", "lookup", "--help"]);
-    assert!(ok && stdout.contains("primary_ids") && stdout.contains("Example"), "{stdout}");
+    assert!(
+        ok && stdout.contains("primary_ids") && stdout.contains("Example"),
+        "{stdout}"
+    );
     let (ok, _, _) = rowsync(&[
-        "ring", "build", "--devices", "2", "--replicas", "3", "--part-power", "4",
-        "--base-port", "6011", out_s,
+        "ring",
+        "build",
+        "--devices",
+        "2",
+        "--replicas",
+        "3",
+        "--part-power",
+        "4",
+        "--base-port",
+        "6011",
+        out_s,
     ]);
     assert!(!ok);
 }

@@ -19,8 +19,10 @@ pub struct RingArgs {
 #[derive(Debug, Subcommand)]
 pub enum RingCommand {
     /// Show a ring file: header, devices and partition counts per device.
-    #[command(after_help = "Example:\n  rowsync ring show /etc/swift/container.ring.gz\n  \
-                             rowsync ring show /etc/swift/container.ring.gz --json")]
+    #[command(
+        after_help = "Example:\n  rowsync ring show /etc/swift/container.ring.gz\n  \
+                             rowsync ring show /etc/swift/container.ring.gz --json"
+    )]
     Show(ShowArgs),
     /// Find the partition, primary nodes and handoffs of an account or container.
     #[command(
@@ -223,7 +225,15 @@ fn lookup(a: LookupArgs) -> anyhow::Result<()> {
 fn print_node(n: &Node) {
     println!(
         "  [{}] id {:>4}  region {} zone {}  {}:{}/{}  (replication {}:{})",
-        n.index, n.id, n.region, n.zone, n.ip, n.port, n.device.device, n.replication_ip, n.replication_port
+        n.index,
+        n.id,
+        n.region,
+        n.zone,
+        n.ip,
+        n.port,
+        n.device.device,
+        n.replication_ip,
+        n.replication_port
     );
 }
 

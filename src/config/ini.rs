@@ -169,7 +169,10 @@ impl Ini {
                 ));
             };
             let Some(pos) = stripped.find(['=', ':']) else {
-                return Err(err(lineno, format!("expected `key = value`, got {stripped:?}")));
+                return Err(err(
+                    lineno,
+                    format!("expected `key = value`, got {stripped:?}"),
+                ));
             };
             let key = stripped[..pos].trim().to_string();
             let value = stripped[pos + 1..].trim().to_string();
@@ -178,7 +181,10 @@ impl Ini {
             }
             if keys_in_file.iter().any(|(ks, k)| *ks == s && *k == key) {
                 let name = &self.sections[s].0;
-                return Err(err(lineno, format!("key {key:?} appears twice in [{name}]")));
+                return Err(err(
+                    lineno,
+                    format!("key {key:?} appears twice in [{name}]"),
+                ));
             }
             keys_in_file.push((s, key.clone()));
             let opts = &mut self.sections[s].1;

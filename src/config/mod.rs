@@ -51,7 +51,9 @@ pub enum ConfigError {
         value: String,
         expected: String,
     },
-    #[error("[swift-hash]: both swift_hash_path_prefix and swift_hash_path_suffix are missing or empty")]
+    #[error(
+        "[swift-hash]: both swift_hash_path_prefix and swift_hash_path_suffix are missing or empty"
+    )]
     NoHashPath,
     #[error("[swift-hash] {key}: {reason}")]
     BadHashPath { key: String, reason: String },
@@ -336,7 +338,10 @@ fn validate_policies(policies: &mut Vec<StoragePolicy>) -> Result<(), ConfigErro
             names.push(a.clone());
         }
         if p.is_default && p.deprecated {
-            return err(format!("deprecated policy {:?} cannot be the default", p.name));
+            return err(format!(
+                "deprecated policy {:?} cannot be the default",
+                p.name
+            ));
         }
     }
     if policies.iter().filter(|p| p.is_default).count() > 1 {
@@ -408,7 +413,10 @@ impl ServerConf {
 
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str) -> Result<ServerConf, ConfigError> {
-        Self::from_ini(&Ini::parse(text, "container-server.conf")?, ServerType::Container)
+        Self::from_ini(
+            &Ini::parse(text, "container-server.conf")?,
+            ServerType::Container,
+        )
     }
 
     /// Reads `[app:<type>-server]`, which must exist.
@@ -425,8 +433,13 @@ impl ServerConf {
         let r = Reader { section: sec };
         let fallocate_reserve = match r.raw("fallocate_reserve") {
             None => FallocateReserve::Percent(1.0),
-            Some(v) => parse_fallocate_reserve(v)
-                .ok_or_else(|| r.bad("fallocate_reserve", v, "bytes (e.g. 1048576) or a percent (e.g. 1%)"))?,
+            Some(v) => parse_fallocate_reserve(v).ok_or_else(|| {
+                r.bad(
+                    "fallocate_reserve",
+                    v,
+                    "bytes (e.g. 1048576) or a percent (e.g. 1%)",
+                )
+            })?,
         };
         Ok(ServerConf {
             devices: r.string("devices", "/srv/node").into(),
@@ -510,7 +523,10 @@ impl ReplicatorConf {
 
     #[allow(clippy::should_implement_trait)]
     pub fn from_str(text: &str) -> Result<ReplicatorConf, ConfigError> {
-        Self::from_ini(&Ini::parse(text, "container-server.conf")?, ServerType::Container)
+        Self::from_ini(
+            &Ini::parse(text, "container-server.conf")?,
+            ServerType::Container,
+        )
     }
 
     /// Reads `[<type>-replicator]`, which must exist.
@@ -557,7 +573,10 @@ impl ReplicatorConf {
                 )
             });
         }
-        let mut rsync_module = r.string("rsync_module", "").trim_end_matches('/').to_string();
+        let mut rsync_module = r
+            .string("rsync_module", "")
+            .trim_end_matches('/')
+            .to_string();
         if rsync_module.is_empty() {
             rsync_module = format!("{{replication_ip}}::{type_name}");
         }
@@ -669,8 +688,7 @@ pub fn rsync_module_for(template: &str, device: &Device) -> Result<String, Confi
                         None => return Err(bad("unclosed '{'".into())),
                     }
                 }
-                let v = value(&name)
-                    .ok_or_else(|| bad(format!("invalid variable {{{name}}}")))?;
+                let v = value(&name).ok_or_else(|| bad(format!("invalid variable {{{name}}}")))?;
                 out.push_str(&v);
             }
             '}' => return Err(bad("single '}'".into())),
@@ -744,8 +762,11 @@ mod tests {
             "[fe80::1]::container_sdb1/"
         );
         assert_eq!(
-            rsync_module_for("{{x}}{ip}:{port}:{replication_port}:{region}:{zone}:{meta}", &d)
-                .unwrap(),
+            rsync_module_for(
+                "{{x}}{ip}:{port}:{replication_port}:{region}:{zone}:{meta}",
+                &d
+            )
+            .unwrap(),
             "{x}10.0.0.1:6201:6301:2:5:m"
         );
         d.replication_ip = "host.example".into();

@@ -30,7 +30,9 @@ pub enum BuildError {
     NoReplicas,
     #[error("part power {0} out of range 0..=24 for the dev builder")]
     PartPower(u32),
-    #[error("{replicas} replicas need at least {replicas} devices with weight > 0, have {devices}")]
+    #[error(
+        "{replicas} replicas need at least {replicas} devices with weight > 0, have {devices}"
+    )]
     TooFewDevices { replicas: usize, devices: usize },
     #[error("zones must be between 1 and the number of devices")]
     Zones,
@@ -80,7 +82,11 @@ pub fn dev_cluster_devices(
 
 /// Builds a ring over `devs` (their ids are reset to their positions) with
 /// `replicas` replicas and `2^part_power` partitions; see the module doc.
-pub fn build_ring(mut devs: Vec<Device>, replicas: usize, part_power: u32) -> Result<Ring, BuildError> {
+pub fn build_ring(
+    mut devs: Vec<Device>,
+    replicas: usize,
+    part_power: u32,
+) -> Result<Ring, BuildError> {
     if replicas == 0 {
         return Err(BuildError::NoReplicas);
     }
@@ -90,9 +96,7 @@ pub fn build_ring(mut devs: Vec<Device>, replicas: usize, part_power: u32) -> Re
     for (i, d) in devs.iter_mut().enumerate() {
         d.id = i as u32;
     }
-    let weighted: Vec<usize> = (0..devs.len())
-        .filter(|&i| devs[i].weight > 0.0)
-        .collect();
+    let weighted: Vec<usize> = (0..devs.len()).filter(|&i| devs[i].weight > 0.0).collect();
     if weighted.len() < replicas {
         return Err(BuildError::TooFewDevices {
             replicas,
@@ -123,7 +127,11 @@ pub fn build_ring(mut devs: Vec<Device>, replicas: usize, part_power: u32) -> Re
             .collect()
     };
     let region = key_of(devs.iter().map(|d| d.region.to_string()).collect());
-    let zone = key_of(devs.iter().map(|d| format!("{}/{}", d.region, d.zone)).collect());
+    let zone = key_of(
+        devs.iter()
+            .map(|d| format!("{}/{}", d.region, d.zone))
+            .collect(),
+    );
     let ip = key_of(
         devs.iter()
             .map(|d| format!("{}/{}/{}", d.region, d.zone, d.ip))
@@ -185,8 +193,14 @@ mod tests {
             build_ring(devs.clone(), 3, 4),
             Err(BuildError::TooFewDevices { .. })
         ));
-        assert!(matches!(build_ring(devs.clone(), 0, 4), Err(BuildError::NoReplicas)));
-        assert!(matches!(build_ring(devs, 1, 30), Err(BuildError::PartPower(30))));
+        assert!(matches!(
+            build_ring(devs.clone(), 0, 4),
+            Err(BuildError::NoReplicas)
+        ));
+        assert!(matches!(
+            build_ring(devs, 1, 30),
+            Err(BuildError::PartPower(30))
+        ));
         assert!(dev_cluster_devices(2, "127.0.0.1", 6000, 3).is_err());
         assert!(dev_cluster_devices(2, "127.0.0.1", 65535, 1).is_err());
     }

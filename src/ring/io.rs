@@ -123,10 +123,12 @@ fn bad_json(what: &str, reason: impl Into<String>) -> RingError {
 fn opt_uint(obj: &Map<String, Value>, key: &str, what: &str) -> Result<Option<u64>, RingError> {
     match obj.get(key) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v
-            .as_u64()
-            .map(Some)
-            .ok_or_else(|| bad_json(what, format!("{key} must be a non-negative integer, got {v}"))),
+        Some(v) => v.as_u64().map(Some).ok_or_else(|| {
+            bad_json(
+                what,
+                format!("{key} must be a non-negative integer, got {v}"),
+            )
+        }),
     }
 }
 
@@ -137,7 +139,10 @@ fn req_uint(obj: &Map<String, Value>, key: &str, what: &str) -> Result<u64, Ring
 fn part_shift_of(obj: &Map<String, Value>, what: &str) -> Result<u32, RingError> {
     let shift = req_uint(obj, "part_shift", what)?;
     if !(1..=32).contains(&shift) {
-        return Err(bad_json(what, format!("part_shift {shift} out of range 1..=32")));
+        return Err(bad_json(
+            what,
+            format!("part_shift {shift} out of range 1..=32"),
+        ));
     }
     Ok(shift as u32)
 }
@@ -163,7 +168,8 @@ fn read_v1(data: &[u8]) -> Result<Ring, RingError> {
         .as_object()
         .ok_or_else(|| bad_json(what, "header must be an object"))?;
     let devs = parse_devs(
-        obj.get("devs").ok_or_else(|| bad_json(what, "missing devs"))?,
+        obj.get("devs")
+            .ok_or_else(|| bad_json(what, "missing devs"))?,
         what,
     )?;
     let part_shift = part_shift_of(obj, what)?;
@@ -188,7 +194,7 @@ fn read_v1(data: &[u8]) -> Result<Ring, RingError> {
                 "replica row {r} of {rows} is missing (short assignment table)"
             )));
         }
-        if len % 2 != 0 {
+        if !len.is_multiple_of(2) {
             return Err(RingError::BadTable(format!(
                 "replica row {r} has an odd number of bytes"
             )));
@@ -222,7 +228,9 @@ struct IndexEntry {
 
 fn read_v2_index(data: &[u8]) -> Result<Map<String, Value>, RingError> {
     if data.len() < 6 + 16 {
-        return Err(RingError::Truncated("v2 ring too short for its trailer".into()));
+        return Err(RingError::Truncated(
+            "v2 ring too short for its trailer".into(),
+        ));
     }
     let trailer = data.len() - 16;
     let index_at = be_u64(&data[trailer..trailer + 8]);
@@ -259,7 +267,12 @@ fn index_entry(index: &Map<String, Value>, section: &str) -> Result<IndexEntry, 
         entry[i]
             .as_u64()
             .and_then(|v| usize::try_from(v).ok())
-            .ok_or_else(|| bad(format!("index item {i} must be an offset, got {}", entry[i])))
+            .ok_or_else(|| {
+                bad(format!(
+                    "index item {i} must be an offset, got {}",
+                    entry[i]
+                ))
+            })
     };
     let text = |i: usize| {
         entry[i]
@@ -327,7 +340,10 @@ fn read_v2(data: &[u8]) -> Result<Ring, RingError> {
         .ok_or_else(|| bad_json(what, "must be an object"))?;
     let dev_id_bytes = req_uint(meta, "dev_id_bytes", what)?;
     if dev_id_bytes != 2 && dev_id_bytes != 4 {
-        return Err(bad_json(what, format!("dev_id_bytes {dev_id_bytes} is not 2 or 4")));
+        return Err(bad_json(
+            what,
+            format!("dev_id_bytes {dev_id_bytes} is not 2 or 4"),
+        ));
     }
     let width = dev_id_bytes as usize;
     let part_shift = part_shift_of(meta, what)?;
@@ -338,7 +354,7 @@ fn read_v2(data: &[u8]) -> Result<Ring, RingError> {
     let devs = parse_devs(&devs_json, "v2 devices")?;
 
     let assignments = read_section(data, &index, SECTION_ASSIGNMENTS)?;
-    if assignments.len() % width != 0 {
+    if !assignments.len().is_multiple_of(width) {
         return Err(RingError::BadTable(format!(
             "{} assignment bytes is not a multiple of dev_id_bytes {width}",
             assignments.len()
@@ -546,7 +562,8 @@ mod tests {
 
     #[test]
     fn python_json_formatting() {
-        let v: Value = serde_json::json!({"b": [1, 2.5, 200.0], "a": "caf\u{e9} \u{1f600}\"\n", "c": null});
+        let v: Value =
+            serde_json::json!({"b": [1, 2.5, 200.0], "a": "caf\u{e9} \u{1f600}\"\n", "c": null});
         let mut s = String::new();
         py_json(&v, &mut s);
         assert_eq!(
@@ -560,14 +577,23 @@ mod tests {
 
     #[test]
     fn bad_magic_and_version() {
-        assert!(matches!(load_from_raw(b"R2NG\x00\x01"), Err(RingError::BadMagic(_))));
+        assert!(matches!(
+            load_from_raw(b"R2NG\x00\x01"),
+            Err(RingError::BadMagic(_))
+        ));
         assert!(matches!(load_from_raw(b""), Err(RingError::BadMagic(_))));
         assert!(matches!(
             load_from_raw(b"R1NG\x00\x03"),
             Err(RingError::UnsupportedVersion(3))
         ));
-        assert!(matches!(load_from_raw(b"R1NG\x00"), Err(RingError::Truncated(_))));
-        assert!(matches!(load_from_raw(b"R1NG\x00\x02"), Err(RingError::Truncated(_))));
+        assert!(matches!(
+            load_from_raw(b"R1NG\x00"),
+            Err(RingError::Truncated(_))
+        ));
+        assert!(matches!(
+            load_from_raw(b"R1NG\x00\x02"),
+            Err(RingError::Truncated(_))
+        ));
     }
 
     #[test]
@@ -579,6 +605,9 @@ mod tests {
         let mut data = b"R1NG\x00\x01".to_vec();
         data.extend_from_slice(&2u32.to_be_bytes());
         data.extend_from_slice(b"{}");
-        assert!(matches!(load_from_raw(&data), Err(RingError::BadJson { .. })));
+        assert!(matches!(
+            load_from_raw(&data),
+            Err(RingError::BadJson { .. })
+        ));
     }
 }

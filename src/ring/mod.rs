@@ -62,7 +62,11 @@ pub enum RingError {
     #[error("bad assignment table: {0}")]
     BadTable(String),
     #[error("assignment replica {replica} partition {part} names device id {dev_id}, which is not in the ring")]
-    UnknownDevice { replica: usize, part: usize, dev_id: u32 },
+    UnknownDevice {
+        replica: usize,
+        part: usize,
+        dev_id: u32,
+    },
     #[error("ring format v1 only supports device ids below 65535 (found {0})")]
     DevIdTooLarge(u32),
 }
