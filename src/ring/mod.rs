@@ -746,6 +746,28 @@ mod tests {
     }
 
     #[test]
+    fn unassigned_devices_are_never_handoffs_and_do_not_count() {
+        // Device 3 is in its own region and zone but has no assignments.
+        let devs = vec![
+            Some(dev(0, 1, 1, "a")),
+            Some(dev(1, 1, 2, "b")),
+            Some(dev(2, 2, 1, "c")),
+            Some(dev(3, 3, 1, "d")),
+        ];
+        let table = vec![vec![0, 1, 2, 0], vec![1, 2, 0, 2]];
+        let ring = Ring::new(devs, table, 30, None, None, 0).unwrap();
+        assert_eq!(ring.assigned_device_count(), 3);
+        assert_eq!((ring.num_regions, ring.num_zones, ring.num_ips), (2, 3, 3));
+        for part in 0..4 {
+            let prim = ring.primary_ids(part);
+            let hand: Vec<u32> = ring.get_more_nodes(part).map(|n| n.id).collect();
+            assert_eq!(prim.len() + hand.len(), 3, "part {part}");
+            assert!(!hand.contains(&3));
+            assert!(hand.iter().all(|h| !prim.contains(h)));
+        }
+    }
+
+    #[test]
     fn part_power_zero_has_one_partition() {
         let devs = vec![Some(dev(0, 1, 1, "a")), Some(dev(1, 1, 2, "b"))];
         let ring = Ring::new(devs, vec![vec![0]], 32, None, None, 0).unwrap();
