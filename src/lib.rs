@@ -2,5 +2,7 @@
 
 pub mod bench;
 pub mod cli;
+pub mod config;
 pub mod db;
+pub mod ring;
 pub mod swift;

@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod ring;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -20,6 +21,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
+    /// Inspect ring files, look up placement, build dev rings.
+    Ring(ring::RingArgs),
     /// Throughput benchmarks on real DB files.
     Bench(bench::BenchArgs),
 }
@@ -28,6 +31,7 @@ pub enum Command {
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     match cli.command {
+        Command::Ring(args) => ring::run(args),
         Command::Bench(args) => bench::run(args),
     }
 }

@@ -1,0 +1,781 @@
+//! Swift's configuration files, as typed structs with Swift's defaults.
+//!
+//! - [`SwiftConf`]: `swift.conf` — `[swift-hash]` prefix / suffix and the
+//!   `[storage-policy:N]` sections.
+//! - [`ServerConf`]: `[app:container-server]` of `container-server.conf`
+//!   (PasteDeploy semantics: a `[DEFAULT]` value wins unless the section
+//!   uses `set key = value`).
+//! - [`ReplicatorConf`]: `[container-replicator]` (a daemon section: its own
+//!   values override `[DEFAULT]`).
+//!
+//! Booleans accept `true 1 yes on t y` and `false 0 no off f n`
+//! (case-insensitive; an empty value is false, as in Swift); anything else
+//! is an error naming the section, key and value, as are bad numbers.
+
+pub mod ini;
+
+use std::path::{Path, PathBuf};
+
+pub use ini::{Ini, Section};
+
+use crate::ring::Device;
+use crate::swift::hash::HashPathConfig;
+
+/// Why a configuration could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{source_name} line {line}: {message}")]
+    Parse {
+        source_name: String,
+        line: usize,
+        message: String,
+    },
+    #[error("config section [{0}] not found")]
+    MissingSection(String),
+    #[error("[{section}] {key} = {value:?}: not a boolean (use true/false, yes/no, on/off, 1/0)")]
+    BadBool {
+        section: String,
+        key: String,
+        value: String,
+    },
+    #[error("[{section}] {key} = {value:?}: expected {expected}")]
+    BadValue {
+        section: String,
+        key: String,
+        value: String,
+        expected: String,
+    },
+    #[error(
+        "[swift-hash]: both swift_hash_path_prefix and swift_hash_path_suffix are missing or empty"
+    )]
+    NoHashPath,
+    #[error("[swift-hash] {key}: {reason}")]
+    BadHashPath { key: String, reason: String },
+    #[error("storage policies: {0}")]
+    Policy(String),
+    #[error("rsync_module {template:?}: {reason}")]
+    BadRsyncModule { template: String, reason: String },
+}
+
+/// Which kind of DB server a config is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ServerType {
+    Container,
+    Account,
+}
+
+impl ServerType {
+    pub fn name(self) -> &'static str {
+        match self {
+            ServerType::Container => "container",
+            ServerType::Account => "account",
+        }
+    }
+
+    /// Swift's default `bind_port`: 6201 container, 6202 account.
+    pub fn default_port(self) -> u16 {
+        match self {
+            ServerType::Container => 6201,
+            ServerType::Account => 6202,
+        }
+    }
+}
+
+/// Typed access to one section's values, with errors naming section + key.
+struct Reader<'a> {
+    section: &'a Section,
+}
+
+impl Reader<'_> {
+    fn raw(&self, key: &str) -> Option<&str> {
+        self.section.get(key)
+    }
+
+    fn bad(&self, key: &str, value: &str, expected: &str) -> ConfigError {
+        ConfigError::BadValue {
+            section: self.section.name.clone(),
+            key: key.into(),
+            value: value.into(),
+            expected: expected.into(),
+        }
+    }
+
+    fn string(&self, key: &str, default: &str) -> String {
+        self.raw(key).unwrap_or(default).to_string()
+    }
+
+    fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => parse_bool(v).ok_or_else(|| ConfigError::BadBool {
+                section: self.section.name.clone(),
+                key: key.into(),
+                value: v.into(),
+            }),
+        }
+    }
+
+    /// A non-negative integer (`min` at least).
+    fn uint(&self, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => parse_int(v)
+                .and_then(|n| u64::try_from(n).ok())
+                .filter(|&n| n >= min)
+                .ok_or_else(|| self.bad(key, v, &format!("an integer >= {min}"))),
+        }
+    }
+
+    fn port(&self, key: &str, default: u16) -> Result<u16, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => parse_int(v)
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or_else(|| self.bad(key, v, "a port number 0..=65535")),
+        }
+    }
+
+    /// A finite float >= 0.
+    fn float(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
+        match self.raw(key) {
+            None => Ok(default),
+            Some(v) => parse_float(v)
+                .filter(|f| *f >= 0.0)
+                .ok_or_else(|| self.bad(key, v, "a non-negative number")),
+        }
+    }
+}
+
+/// Swift's true words (`config_true_value`) and the matching false words.
+pub fn parse_bool(value: &str) -> Option<bool> {
+    match value.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" | "t" | "y" => Some(true),
+        "false" | "0" | "no" | "off" | "f" | "n" | "" => Some(false),
+        _ => None,
+    }
+}
+
+/// Python's `int(value)`: optional sign, digits, `_` between digits.
+fn parse_int(value: &str) -> Option<i64> {
+    let v = value.trim();
+    let digits = v.strip_prefix(['+', '-']).unwrap_or(v);
+    if digits.is_empty()
+        || digits.starts_with('_')
+        || digits.ends_with('_')
+        || digits.contains("__")
+        || !digits.bytes().all(|b| b.is_ascii_digit() || b == b'_')
+    {
+        return None;
+    }
+    v.replace('_', "").parse().ok()
+}
+
+/// Python's `float(value)`, finite values only.
+fn parse_float(value: &str) -> Option<f64> {
+    let v = value.trim();
+    if v.is_empty() || v.contains('_') {
+        return None;
+    }
+    v.parse::<f64>().ok().filter(|f| f.is_finite())
+}
+
+fn read_ini(path: &Path) -> Result<Ini, ConfigError> {
+    Ini::from_path(path)
+}
+
+// ---------------------------------------------------------------- swift.conf
+
+/// One `[storage-policy:N]` section.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoragePolicy {
+    pub index: u32,
+    pub name: String,
+    pub aliases: Vec<String>,
+    pub is_default: bool,
+    pub deprecated: bool,
+    pub policy_type: String,
+}
+
+/// `swift.conf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SwiftConf {
+    /// `swift_hash_path_prefix` as Latin-1 bytes.
+    pub hash_path_prefix: Vec<u8>,
+    /// `swift_hash_path_suffix` as Latin-1 bytes.
+    pub hash_path_suffix: Vec<u8>,
+    /// The policies in index order. Without any `[storage-policy:N]`
+    /// section this is Swift's implicit `Policy-0` (default).
+    pub policies: Vec<StoragePolicy>,
+    /// How many `[storage-policy:N]` sections the file has.
+    pub policy_sections: usize,
+}
+
+fn latin1(key: &str, s: &str) -> Result<Vec<u8>, ConfigError> {
+    s.chars()
+        .map(|c| {
+            u8::try_from(u32::from(c)).map_err(|_| ConfigError::BadHashPath {
+                key: key.into(),
+                reason: format!("character {c:?} is not Latin-1"),
+            })
+        })
+        .collect()
+}
+
+impl SwiftConf {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<SwiftConf, ConfigError> {
+        Self::from_ini(&read_ini(path.as_ref())?)
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<SwiftConf, ConfigError> {
+        Self::from_ini(&Ini::parse(text, "swift.conf")?)
+    }
+
+    pub fn from_ini(ini: &Ini) -> Result<SwiftConf, ConfigError> {
+        let hash = ini.daemon_section("swift-hash").unwrap_or_default();
+        let prefix = latin1(
+            "swift_hash_path_prefix",
+            hash.get("swift_hash_path_prefix").unwrap_or(""),
+        )?;
+        let suffix = latin1(
+            "swift_hash_path_suffix",
+            hash.get("swift_hash_path_suffix").unwrap_or(""),
+        )?;
+        if prefix.is_empty() && suffix.is_empty() {
+            return Err(ConfigError::NoHashPath);
+        }
+        let mut policies: Vec<StoragePolicy> = Vec::new();
+        let mut policy_sections = 0;
+        for name in ini.section_names() {
+            let Some(idx) = name.strip_prefix("storage-policy:") else {
+                continue;
+            };
+            policy_sections += 1;
+            let sec = ini
+                .daemon_section(name)
+                .ok_or_else(|| ConfigError::MissingSection(name.into()))?;
+            let r = Reader { section: &sec };
+            let index = parse_int(idx)
+                .and_then(|i| u32::try_from(i).ok())
+                .ok_or_else(|| {
+                    ConfigError::Policy(format!("invalid policy index {idx:?} in [{name}]"))
+                })?;
+            let policy_name = match sec.get("name") {
+                Some(n) if !n.is_empty() => n.to_string(),
+                _ if index == 0 => "Policy-0".to_string(),
+                _ => return Err(ConfigError::Policy(format!("[{name}] has no name"))),
+            };
+            let mut aliases = vec![policy_name.clone()];
+            for a in sec.get("aliases").unwrap_or("").split(',') {
+                let a = a.trim();
+                if !a.is_empty() && !aliases.iter().any(|x| x.eq_ignore_ascii_case(a)) {
+                    aliases.push(a.to_string());
+                }
+            }
+            policies.push(StoragePolicy {
+                index,
+                name: policy_name,
+                aliases,
+                is_default: r.boolean("default", false)?,
+                deprecated: r.boolean("deprecated", false)?,
+                policy_type: r.string("policy_type", "replication"),
+            });
+        }
+        validate_policies(&mut policies)?;
+        Ok(SwiftConf {
+            hash_path_prefix: prefix,
+            hash_path_suffix: suffix,
+            policies,
+            policy_sections,
+        })
+    }
+
+    /// The prefix / suffix for `hash_path`.
+    pub fn hash_path_config(&self) -> HashPathConfig {
+        HashPathConfig::new(self.hash_path_prefix.clone(), self.hash_path_suffix.clone())
+    }
+
+    /// Number of policies (at least 1: the implicit `Policy-0`). The
+    /// container sender adds the three extra `sync` args when this is > 1.
+    pub fn policy_count(&self) -> usize {
+        self.policies.len()
+    }
+
+    /// The default policy.
+    pub fn default_policy(&self) -> &StoragePolicy {
+        self.policies
+            .iter()
+            .find(|p| p.is_default)
+            .unwrap_or(&self.policies[0])
+    }
+
+    pub fn policy(&self, index: u32) -> Option<&StoragePolicy> {
+        self.policies.iter().find(|p| p.index == index)
+    }
+}
+
+/// Swift's `StoragePolicyCollection` checks, and its defaulting.
+fn validate_policies(policies: &mut Vec<StoragePolicy>) -> Result<(), ConfigError> {
+    let err = |m: String| Err(ConfigError::Policy(m));
+    policies.sort_by_key(|p| p.index);
+    for w in policies.windows(2) {
+        if w[0].index == w[1].index {
+            return err(format!("duplicate index {}", w[0].index));
+        }
+    }
+    let mut names: Vec<String> = Vec::new();
+    for p in policies.iter() {
+        for a in &p.aliases {
+            if names.iter().any(|n| n.eq_ignore_ascii_case(a)) {
+                return err(format!("duplicate name {a:?}"));
+            }
+            names.push(a.clone());
+        }
+        if p.is_default && p.deprecated {
+            return err(format!(
+                "deprecated policy {:?} cannot be the default",
+                p.name
+            ));
+        }
+    }
+    if policies.iter().filter(|p| p.is_default).count() > 1 {
+        return err("more than one default policy".into());
+    }
+    if !policies.iter().any(|p| p.index == 0) {
+        if !policies.is_empty() {
+            return err("a [storage-policy:0] section is required to define policies".into());
+        }
+        policies.push(StoragePolicy {
+            index: 0,
+            name: "Policy-0".into(),
+            aliases: vec!["Policy-0".into()],
+            is_default: false,
+            deprecated: false,
+            policy_type: "replication".into(),
+        });
+    }
+    if policies.iter().all(|p| p.deprecated) {
+        return err("no policy that is not deprecated".into());
+    }
+    if !policies.iter().any(|p| p.is_default) {
+        if policies.len() > 1 {
+            return err("no default policy".into());
+        }
+        policies[0].is_default = true;
+    }
+    Ok(())
+}
+
+// ------------------------------------------------------------ server section
+
+/// `fallocate_reserve`: free space to keep, in bytes or percent.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum FallocateReserve {
+    Bytes(u64),
+    Percent(f64),
+}
+
+/// The server's options (`[app:container-server]` over `[DEFAULT]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ServerConf {
+    pub devices: PathBuf,
+    pub mount_check: bool,
+    pub bind_ip: String,
+    pub bind_port: u16,
+    pub swift_dir: PathBuf,
+    /// REPLICATE (and the other replication verbs) allowed.
+    pub replication_server: bool,
+    pub fallocate_reserve: FallocateReserve,
+    /// Outbound call timeouts of the server itself.
+    pub node_timeout: f64,
+    pub conn_timeout: f64,
+    pub log_level: String,
+    pub log_requests: bool,
+    /// rowsync extra: largest REPLICATE request body accepted, in bytes.
+    pub max_body_size: u64,
+    pub db_preallocation: bool,
+    pub db_query_logging: bool,
+}
+
+/// Default `max_body_size`: 64 MiB.
+pub const DEFAULT_MAX_BODY_SIZE: u64 = 64 << 20;
+
+impl ServerConf {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<ServerConf, ConfigError> {
+        Self::from_ini(&read_ini(path.as_ref())?, ServerType::Container)
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<ServerConf, ConfigError> {
+        Self::from_ini(
+            &Ini::parse(text, "container-server.conf")?,
+            ServerType::Container,
+        )
+    }
+
+    /// Reads `[app:<type>-server]`, which must exist.
+    pub fn from_ini(ini: &Ini, server: ServerType) -> Result<ServerConf, ConfigError> {
+        let name = format!("app:{}-server", server.name());
+        let sec = ini
+            .paste_section(&name)
+            .ok_or(ConfigError::MissingSection(name))?;
+        Self::from_section(&sec, server)
+    }
+
+    /// Reads the options from an already merged section.
+    pub fn from_section(sec: &Section, server: ServerType) -> Result<ServerConf, ConfigError> {
+        let r = Reader { section: sec };
+        let fallocate_reserve = match r.raw("fallocate_reserve") {
+            None => FallocateReserve::Percent(1.0),
+            Some(v) => parse_fallocate_reserve(v).ok_or_else(|| {
+                r.bad(
+                    "fallocate_reserve",
+                    v,
+                    "bytes (e.g. 1048576) or a percent (e.g. 1%)",
+                )
+            })?,
+        };
+        Ok(ServerConf {
+            devices: r.string("devices", "/srv/node").into(),
+            mount_check: r.boolean("mount_check", true)?,
+            bind_ip: r.string("bind_ip", "0.0.0.0"),
+            bind_port: r.port("bind_port", server.default_port())?,
+            swift_dir: r.string("swift_dir", "/etc/swift").into(),
+            replication_server: r.boolean("replication_server", true)?,
+            fallocate_reserve,
+            node_timeout: r.float("node_timeout", 3.0)?,
+            conn_timeout: r.float("conn_timeout", 0.5)?,
+            log_level: r.string("log_level", "INFO"),
+            log_requests: r.boolean("log_requests", true)?,
+            max_body_size: r.uint("max_body_size", DEFAULT_MAX_BODY_SIZE, 1)?,
+            db_preallocation: r.boolean("db_preallocation", false)?,
+            db_query_logging: r.boolean("db_query_logging", false)?,
+        })
+    }
+}
+
+/// Swift's `config_fallocate_value`: `N%` (percent) or an integer of bytes.
+fn parse_fallocate_reserve(v: &str) -> Option<FallocateReserve> {
+    match v.strip_suffix('%') {
+        Some(p) => parse_float(p)
+            .filter(|p| (0.0..=100.0).contains(p))
+            .map(FallocateReserve::Percent),
+        None => parse_int(v)
+            .and_then(|n| u64::try_from(n).ok())
+            .map(FallocateReserve::Bytes),
+    }
+}
+
+// -------------------------------------------------------- replicator section
+
+/// How a whole DB is shipped to a peer that lacks it (rowsync option).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbTransfer {
+    /// Swift's way: rsync to the peer's rsync module, then REPLICATE.
+    Rsync,
+    /// rowsync's HTTP upload.
+    Http,
+}
+
+/// The replicator's options (`[container-replicator]` over `[DEFAULT]`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReplicatorConf {
+    pub server_type: ServerType,
+    pub devices: PathBuf,
+    pub mount_check: bool,
+    pub bind_ip: String,
+    pub bind_port: u16,
+    pub swift_dir: PathBuf,
+    pub per_diff: usize,
+    pub max_diffs: usize,
+    pub concurrency: usize,
+    /// Seconds between pass starts.
+    pub interval: f64,
+    pub databases_per_second: f64,
+    pub node_timeout: f64,
+    pub conn_timeout: f64,
+    pub reclaim_age: f64,
+    /// Template, trailing `/` stripped (see [`ReplicatorConf::rsync_module_for`]).
+    pub rsync_module: String,
+    pub rsync_compress: bool,
+    pub handoffs_only: bool,
+    /// 0 = `auto` (off).
+    pub handoff_delete: u32,
+    pub recon_cache_path: PathBuf,
+    pub db_transfer: DbTransfer,
+    pub log_level: String,
+    pub db_preallocation: bool,
+    pub db_query_logging: bool,
+    /// Warnings about deprecated options (e.g. `run_pause`), to be logged.
+    pub warnings: Vec<String>,
+}
+
+impl ReplicatorConf {
+    pub fn from_file(path: impl AsRef<Path>) -> Result<ReplicatorConf, ConfigError> {
+        Self::from_ini(&read_ini(path.as_ref())?, ServerType::Container)
+    }
+
+    #[allow(clippy::should_implement_trait)]
+    pub fn from_str(text: &str) -> Result<ReplicatorConf, ConfigError> {
+        Self::from_ini(
+            &Ini::parse(text, "container-server.conf")?,
+            ServerType::Container,
+        )
+    }
+
+    /// Reads `[<type>-replicator]`, which must exist.
+    pub fn from_ini(ini: &Ini, server: ServerType) -> Result<ReplicatorConf, ConfigError> {
+        let name = format!("{}-replicator", server.name());
+        let sec = ini
+            .daemon_section(&name)
+            .ok_or(ConfigError::MissingSection(name))?;
+        Self::from_section(&sec, server)
+    }
+
+    /// Reads the options from an already merged section.
+    pub fn from_section(sec: &Section, server: ServerType) -> Result<ReplicatorConf, ConfigError> {
+        let r = Reader { section: sec };
+        let nonempty = |k: &str| r.raw(k).filter(|v| !v.is_empty());
+        let mut warnings = Vec::new();
+        let type_name = server.name();
+
+        // `int(conf.get('max_diffs') or 100)`; rowsync also maps 0 to 100.
+        let max_diffs = match nonempty("max_diffs") {
+            None => 100,
+            Some(_) => match r.uint("max_diffs", 100, 0)? {
+                0 => 100,
+                n => n as usize,
+            },
+        };
+        // `float(conf.get('interval') or conf.get('run_pause') or 30)`
+        let interval = match (nonempty("interval"), nonempty("run_pause")) {
+            (Some(_), _) => r.float("interval", 30.0)?,
+            (None, Some(_)) => r.float("run_pause", 30.0)?,
+            (None, None) => 30.0,
+        };
+        if r.raw("run_pause").is_some() {
+            warnings.push(if r.raw("interval").is_some() {
+                format!(
+                    "Option {type_name}-replicator/run_pause is deprecated and \
+                     {type_name}-replicator/interval is already configured. You can \
+                     safely remove run_pause; it is now ignored."
+                )
+            } else {
+                format!(
+                    "Option {type_name}-replicator/run_pause is deprecated. Update your \
+                     configuration to use option {type_name}-replicator/interval."
+                )
+            });
+        }
+        let mut rsync_module = r
+            .string("rsync_module", "")
+            .trim_end_matches('/')
+            .to_string();
+        if rsync_module.is_empty() {
+            rsync_module = format!("{{replication_ip}}::{type_name}");
+        }
+        check_rsync_template(&rsync_module)?;
+        let handoff_delete = match r.raw("handoff_delete") {
+            None => 0,
+            Some(v) if v.eq_ignore_ascii_case("auto") => 0,
+            Some(v) => parse_int(v)
+                .and_then(|n| u32::try_from(n).ok())
+                .ok_or_else(|| r.bad("handoff_delete", v, "a non-negative integer or \"auto\""))?,
+        };
+        let db_transfer = match r.raw("db_transfer").map(str::to_ascii_lowercase).as_deref() {
+            None | Some("rsync") => DbTransfer::Rsync,
+            Some("http") => DbTransfer::Http,
+            Some(_) => {
+                let v = r.raw("db_transfer").unwrap_or_default();
+                return Err(r.bad("db_transfer", v, "rsync or http"));
+            }
+        };
+        Ok(ReplicatorConf {
+            server_type: server,
+            devices: r.string("devices", "/srv/node").into(),
+            mount_check: r.boolean("mount_check", true)?,
+            bind_ip: r.string("bind_ip", "0.0.0.0"),
+            bind_port: r.port("bind_port", server.default_port())?,
+            swift_dir: r.string("swift_dir", "/etc/swift").into(),
+            per_diff: r.uint("per_diff", 1000, 1)? as usize,
+            max_diffs,
+            concurrency: r.uint("concurrency", 8, 1)? as usize,
+            interval,
+            databases_per_second: r.float("databases_per_second", 50.0)?,
+            node_timeout: r.float("node_timeout", 10.0)?,
+            conn_timeout: r.float("conn_timeout", 0.5)?,
+            reclaim_age: r.float("reclaim_age", 604_800.0)?,
+            rsync_module,
+            rsync_compress: r.boolean("rsync_compress", false)?,
+            handoffs_only: r.boolean("handoffs_only", false)?,
+            handoff_delete,
+            recon_cache_path: r.string("recon_cache_path", "/var/cache/swift").into(),
+            db_transfer,
+            log_level: r.string("log_level", "INFO"),
+            db_preallocation: r.boolean("db_preallocation", false)?,
+            db_query_logging: r.boolean("db_query_logging", false)?,
+            warnings,
+        })
+    }
+
+    /// The ring file of this server type in `swift_dir`
+    /// (`container.ring.gz` / `account.ring.gz`).
+    pub fn ring_path(&self) -> PathBuf {
+        self.swift_dir
+            .join(format!("{}.ring.gz", self.server_type.name()))
+    }
+
+    /// The rsync module for `device` (Swift's `rsync_module_interpolation`).
+    pub fn rsync_module_for(&self, device: &Device) -> Result<String, ConfigError> {
+        rsync_module_for(&self.rsync_module, device)
+    }
+}
+
+/// `ip` for rsync: an IPv6 address wrapped in `[]` (Swift's `rsync_ip`).
+pub fn rsync_ip(ip: &str) -> String {
+    if ip.parse::<std::net::Ipv6Addr>().is_ok() {
+        format!("[{ip}]")
+    } else {
+        ip.to_string()
+    }
+}
+
+/// Substitutes `{ip} {port} {replication_ip} {replication_port} {region}
+/// {zone} {device} {meta}` in `template` (Python `str.format` rules:
+/// `{{` / `}}` are literal braces; an unknown name is an error).
+pub fn rsync_module_for(template: &str, device: &Device) -> Result<String, ConfigError> {
+    let value = |name: &str| -> Option<String> {
+        Some(match name {
+            "ip" => rsync_ip(&device.ip),
+            "port" => device.port.to_string(),
+            "replication_ip" => rsync_ip(&device.replication_ip),
+            "replication_port" => device.replication_port.to_string(),
+            "region" => device.region.to_string(),
+            "zone" => device.zone.to_string(),
+            "device" => device.device.clone(),
+            "meta" => device.meta.clone(),
+            _ => return None,
+        })
+    };
+    let bad = |reason: String| ConfigError::BadRsyncModule {
+        template: template.into(),
+        reason,
+    };
+    let mut out = String::new();
+    let mut chars = template.chars().peekable();
+    while let Some(c) = chars.next() {
+        match c {
+            '{' if chars.peek() == Some(&'{') => {
+                chars.next();
+                out.push('{');
+            }
+            '}' if chars.peek() == Some(&'}') => {
+                chars.next();
+                out.push('}');
+            }
+            '{' => {
+                let mut name = String::new();
+                loop {
+                    match chars.next() {
+                        Some('}') => break,
+                        Some(c) => name.push(c),
+                        None => return Err(bad("unclosed '{'".into())),
+                    }
+                }
+                let v = value(&name).ok_or_else(|| bad(format!("invalid variable {{{name}}}")))?;
+                out.push_str(&v);
+            }
+            '}' => return Err(bad("single '}'".into())),
+            c => out.push(c),
+        }
+    }
+    Ok(out)
+}
+
+fn check_rsync_template(template: &str) -> Result<(), ConfigError> {
+    let probe = Device {
+        id: 0,
+        region: 1,
+        zone: 1,
+        ip: "127.0.0.1".into(),
+        port: 1,
+        replication_ip: "127.0.0.1".into(),
+        replication_port: 1,
+        device: "d".into(),
+        weight: 1.0,
+        meta: String::new(),
+        extra: Default::default(),
+    };
+    rsync_module_for(template, &probe).map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn python_ints() {
+        assert_eq!(parse_int(" 12 "), Some(12));
+        assert_eq!(parse_int("+1_000"), Some(1000));
+        assert_eq!(parse_int("-3"), Some(-3));
+        for bad in ["", "1.5", "_1", "1__0", "x", "1e3"] {
+            assert_eq!(parse_int(bad), None, "{bad}");
+        }
+        assert_eq!(parse_float("1e3"), Some(1000.0));
+        assert_eq!(parse_float("nan"), None);
+    }
+
+    #[test]
+    fn booleans() {
+        for t in ["true", "1", "YES", "On", "t", "y"] {
+            assert_eq!(parse_bool(t), Some(true));
+        }
+        for f in ["false", "0", "no", "OFF", "f", "n", ""] {
+            assert_eq!(parse_bool(f), Some(false));
+        }
+        assert_eq!(parse_bool("maybe"), None);
+    }
+
+    #[test]
+    fn rsync_template() {
+        let mut d = Device {
+            id: 3,
+            region: 2,
+            zone: 5,
+            ip: "10.0.0.1".into(),
+            port: 6201,
+            replication_ip: "fe80::1".into(),
+            replication_port: 6301,
+            device: "sdb1".into(),
+            weight: 1.0,
+            meta: "m".into(),
+            extra: Default::default(),
+        };
+        assert_eq!(
+            rsync_module_for("{replication_ip}::container_{device}/", &d).unwrap(),
+            "[fe80::1]::container_sdb1/"
+        );
+        assert_eq!(
+            rsync_module_for(
+                "{{x}}{ip}:{port}:{replication_port}:{region}:{zone}:{meta}",
+                &d
+            )
+            .unwrap(),
+            "{x}10.0.0.1:6201:6301:2:5:m"
+        );
+        d.replication_ip = "host.example".into();
+        assert_eq!(
+            rsync_module_for("{replication_ip}", &d).unwrap(),
+            "host.example"
+        );
+        assert!(rsync_module_for("{nope}", &d).is_err());
+        assert!(rsync_module_for("{ip", &d).is_err());
+        assert!(rsync_module_for("ip}", &d).is_err());
+    }
+}
