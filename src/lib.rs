@@ -4,5 +4,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod replication;
 pub mod ring;
+pub mod server;
 pub mod swift;

@@ -4,6 +4,7 @@ use clap::{Parser, Subcommand};
 
 pub mod bench;
 pub mod ring;
+pub mod server;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -23,6 +24,8 @@ pub struct Cli {
 pub enum Command {
     /// Inspect ring files, look up placement, build dev rings.
     Ring(ring::RingArgs),
+    /// Run the container server (Swift's container API and REPLICATE).
+    Server(server::ServerArgs),
     /// Throughput benchmarks on real DB files.
     Bench(bench::BenchArgs),
 }
@@ -33,5 +36,22 @@ pub fn run() -> anyhow::Result<()> {
     match cli.command {
         Command::Ring(args) => ring::run(args),
         Command::Bench(args) => bench::run(args),
+        Command::Server(args) => server::run(args),
     }
+}
+
+/// Logs to stderr; `RUST_LOG` overrides the config's level.
+pub fn init_logging(level: &str) {
+    let level = match level.to_ascii_lowercase().as_str() {
+        "debug" => "debug",
+        "warning" | "warn" => "warn",
+        "error" | "critical" => "error",
+        _ => "info",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
 }

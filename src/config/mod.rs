@@ -399,12 +399,16 @@ pub struct ServerConf {
     pub log_requests: bool,
     /// rowsync extra: largest REPLICATE request body accepted, in bytes.
     pub max_body_size: u64,
+    /// rowsync extra: largest whole DB file accepted over HTTP, in bytes.
+    pub max_db_transfer_size: u64,
     pub db_preallocation: bool,
     pub db_query_logging: bool,
 }
 
 /// Default `max_body_size`: 64 MiB.
 pub const DEFAULT_MAX_BODY_SIZE: u64 = 64 << 20;
+/// Default `max_db_transfer_size`: 64 GiB.
+pub const DEFAULT_MAX_DB_TRANSFER_SIZE: u64 = 64 << 30;
 
 impl ServerConf {
     pub fn from_file(path: impl AsRef<Path>) -> Result<ServerConf, ConfigError> {
@@ -454,6 +458,11 @@ impl ServerConf {
             log_level: r.string("log_level", "INFO"),
             log_requests: r.boolean("log_requests", true)?,
             max_body_size: r.uint("max_body_size", DEFAULT_MAX_BODY_SIZE, 1)?,
+            max_db_transfer_size: r.uint(
+                "max_db_transfer_size",
+                DEFAULT_MAX_DB_TRANSFER_SIZE,
+                1,
+            )?,
             db_preallocation: r.boolean("db_preallocation", false)?,
             db_query_logging: r.boolean("db_query_logging", false)?,
         })

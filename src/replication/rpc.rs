@@ -1,0 +1,512 @@
+//! The receiving side of REPLICATE (Swift's `ReplicatorRpc` and
+//! `ContainerReplicatorRpc`): ops against the local DB, with no HTTP in
+//! sight. Blocking; the server runs it on a blocking thread.
+//!
+//! Differences from Swift, all wire-compatible:
+//! - only the whitelisted ops exist; bad arguments are 400, not 500;
+//! - `complete_rsync` / `rsync_then_merge` take plain file names only and
+//!   check that the shipped file is a readable DB of this container before
+//!   it replaces anything; `complete_rsync` refuses when any
+//!   `<hash>[_<epoch>].db` exists, not only the exact name;
+//! - `rsync_then_merge` records the sender's sync point from the shipped
+//!   file before local rows are merged into it (so the sender's later rows
+//!   are not skipped), carries the local DB's timestamps over, and re-merges
+//!   rows that reached the local DB during the merge under its write lock
+//!   and the directory lock;
+//! - `merge_syncs` drops entries naming the receiver's own DB id;
+//! - re-id'd DBs take the real device name as their id suffix.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+
+use super::policy::{incorrect_policy_index, PolicyInfo};
+use super::wire::{ReplicateOp, SyncArgs};
+use crate::db::container::parse_metadata;
+use crate::db::files::{self, db_files, is_db_filename_for, is_plain_name};
+use crate::db::lock::lock_dir;
+use crate::db::shard::{merge_shards, ShardRange};
+use crate::db::{ContainerBroker, DbError};
+use crate::swift::{pyjson, HashPathConfig, Timestamp};
+
+/// A REPLICATE answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RpcResponse {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Vec<u8>,
+}
+
+impl RpcResponse {
+    fn empty(status: u16) -> Self {
+        RpcResponse {
+            status,
+            content_type: "text/plain; charset=UTF-8",
+            body: Vec::new(),
+        }
+    }
+
+    fn text(status: u16, msg: impl Into<String>) -> Self {
+        RpcResponse {
+            status,
+            content_type: "text/plain; charset=UTF-8",
+            body: msg.into().into_bytes(),
+        }
+    }
+
+    fn json(status: u16, v: &Value) -> Self {
+        RpcResponse {
+            status,
+            content_type: "application/json",
+            body: pyjson::dumps(v).into_bytes(),
+        }
+    }
+}
+
+/// Checks a device as Swift's `check_drive`: a plain name of safe
+/// characters, a directory under `devices`, and a mount point when
+/// `mount_check` is on. Returns the device path.
+pub fn check_drive(devices: &Path, device: &str, mount_check: bool) -> Option<PathBuf> {
+    let safe = !device.is_empty()
+        && device != "."
+        && device != ".."
+        && device
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-' | b'~'));
+    if !safe {
+        return None;
+    }
+    let path = devices.join(device);
+    if mount_check {
+        is_mount(&path).then_some(path)
+    } else {
+        path.is_dir().then_some(path)
+    }
+}
+
+/// Is `path` a mount point (a directory on another device than its parent,
+/// or the same inode as its parent)?
+pub fn is_mount(path: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let (Ok(me), Ok(parent)) = (
+        std::fs::symlink_metadata(path),
+        std::fs::metadata(path.join("..")),
+    ) else {
+        return false;
+    };
+    if !me.is_dir() {
+        return false;
+    }
+    me.dev() != parent.dev() || me.ino() == parent.ino()
+}
+
+/// Per-DB in-process locks: ops on one DB run one at a time in this
+/// process (a whole-DB replacement must not race a merge into the same DB).
+#[derive(Debug, Default, Clone)]
+pub struct DbLocks {
+    inner: Arc<Mutex<HashMap<String, Arc<Mutex<()>>>>>,
+}
+
+impl DbLocks {
+    pub fn get(&self, key: &str) -> Arc<Mutex<()>> {
+        let mut map = match self.inner.lock() {
+            Ok(m) => m,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        if map.len() > 10_000 {
+            map.retain(|_, v| Arc::strong_count(v) > 1);
+        }
+        map.entry(key.to_string()).or_default().clone()
+    }
+}
+
+/// The REPLICATE receiver for container DBs under a devices root.
+#[derive(Debug, Clone)]
+pub struct ReplicatorRpc {
+    pub devices: PathBuf,
+    pub mount_check: bool,
+    pub hash_conf: HashPathConfig,
+    pub locks: DbLocks,
+}
+
+fn map_db_error(e: DbError, db_file: &Path) -> RpcResponse {
+    match e {
+        DbError::Invalid(msg) => RpcResponse::text(400, msg),
+        DbError::NotFound(_) => RpcResponse::empty(404),
+        DbError::Corrupt { reason, .. } => {
+            tracing::error!(db = %db_file.display(), reason, "Quarantining DB");
+            if let Err(q) = files::quarantine(db_file) {
+                tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
+            }
+            RpcResponse::empty(404)
+        }
+        DbError::LockTimeout { .. } => RpcResponse::text(503, e.to_string()),
+        other => {
+            tracing::error!(db = %db_file.display(), "REPLICATE failed: {other}");
+            RpcResponse::text(500, other.to_string())
+        }
+    }
+}
+
+impl ReplicatorRpc {
+    pub fn new(devices: impl Into<PathBuf>, mount_check: bool, hash_conf: HashPathConfig) -> Self {
+        ReplicatorRpc {
+            devices: devices.into(),
+            mount_check,
+            hash_conf,
+            locks: DbLocks::default(),
+        }
+    }
+
+    /// Runs one op for `/<device>/<partition>/<hash>`.
+    pub fn dispatch(
+        &self,
+        device: &str,
+        partition: &str,
+        hash: &str,
+        op: ReplicateOp,
+    ) -> RpcResponse {
+        let Some(dev_path) = check_drive(&self.devices, device, self.mount_check) else {
+            return RpcResponse::text(507, format!("{device} is not mounted"));
+        };
+        if !files::is_db_hash(hash) {
+            return RpcResponse::text(400, format!("invalid DB hash {hash:?}"));
+        }
+        let Ok(part) = partition.parse::<u32>() else {
+            return RpcResponse::text(400, format!("invalid partition {partition:?}"));
+        };
+        let hash_dir = files::hash_dir(&dev_path, part, hash);
+        let lock = self.locks.get(hash);
+        let _guard = match lock.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        };
+        match op {
+            ReplicateOp::CompleteRsync {
+                tmp_name,
+                db_basename,
+            } => self.complete_rsync(
+                device,
+                &dev_path,
+                &hash_dir,
+                hash,
+                &tmp_name,
+                db_basename.as_deref(),
+            ),
+            ReplicateOp::RsyncThenMerge { tmp_name, .. } => {
+                self.rsync_then_merge(device, &dev_path, &hash_dir, hash, &tmp_name)
+            }
+            op => {
+                let tmp = dev_path.join("tmp");
+                if let Err(e) = std::fs::create_dir_all(&tmp) {
+                    return RpcResponse::text(500, format!("cannot create {}: {e}", tmp.display()));
+                }
+                let Some(db_file) = db_files(&hash_dir, hash).pop() else {
+                    return RpcResponse::empty(404);
+                };
+                let broker = match ContainerBroker::open(&db_file) {
+                    Ok(b) => b,
+                    Err(e) => return map_db_error(e, &db_file),
+                };
+                self.db_op(&broker, op)
+                    .unwrap_or_else(|e| map_db_error(e, &db_file))
+            }
+        }
+    }
+
+    fn db_op(&self, broker: &ContainerBroker, op: ReplicateOp) -> Result<RpcResponse, DbError> {
+        match op {
+            ReplicateOp::Sync(args) => self.sync(broker, args),
+            ReplicateOp::MergeItems { items, source } => {
+                broker.merge_items(items, source.as_deref())?;
+                Ok(RpcResponse::empty(202))
+            }
+            ReplicateOp::MergeSyncs(points) => {
+                let own = broker.get_info()?.id;
+                let points: Vec<_> = points.into_iter().filter(|p| p.remote_id != own).collect();
+                broker.merge_syncs(&points, true)?;
+                Ok(RpcResponse::empty(202))
+            }
+            ReplicateOp::GetShardRanges => {
+                let ranges = broker.get_all_shard_ranges()?;
+                let v =
+                    serde_json::to_value(ranges).map_err(|e| DbError::Invalid(e.to_string()))?;
+                Ok(RpcResponse::json(200, &v))
+            }
+            ReplicateOp::MergeShardRanges { ranges, .. } => {
+                let ranges = filter_own_shard_range(broker, ranges)?;
+                broker.merge_shard_ranges(ranges)?;
+                Ok(RpcResponse::empty(202))
+            }
+            ReplicateOp::CompleteRsync { .. } | ReplicateOp::RsyncThenMerge { .. } => {
+                Ok(RpcResponse::text(400, "whole-DB ops are not DB ops"))
+            }
+        }
+    }
+
+    /// Swift's `sync`: adopt a better policy index, merge metadata and DB
+    /// timestamps, answer our info with our incoming point for the caller.
+    fn sync(&self, broker: &ContainerBroker, args: SyncArgs) -> Result<RpcResponse, DbError> {
+        let mut info = broker.get_replication_info()?;
+        if let Some((sca, count, spi)) = &args.policy {
+            let remote = PolicyInfo {
+                put_timestamp: args.put_timestamp.clone(),
+                delete_timestamp: args.delete_timestamp.clone(),
+                status_changed_at: sca.clone(),
+                count: *count,
+                storage_policy_index: *spi,
+            };
+            if incorrect_policy_index(&PolicyInfo::from(&info), &remote) {
+                broker.set_storage_policy_index(*spi, Some(&Timestamp::now().internal()))?;
+                info = broker.get_replication_info()?;
+            }
+        }
+        if !args.metadata.is_empty() {
+            match parse_metadata(&args.metadata) {
+                Ok(md) if !md.is_empty() => {
+                    let valid: serde_json::Map<String, Value> = md
+                        .into_iter()
+                        .filter(|(_, v)| matches!(v, Value::Array(a) if a.len() == 2 && a[1].is_string()))
+                        .collect();
+                    broker.update_metadata(&valid)?;
+                }
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::error!("Unable to decode remote metadata {:?}: {e}", args.metadata)
+                }
+            }
+        }
+        if info.created_at != args.created_at
+            || info.put_timestamp != args.put_timestamp
+            || info.delete_timestamp != args.delete_timestamp
+        {
+            broker.merge_timestamps(
+                &args.created_at,
+                &args.put_timestamp,
+                &args.delete_timestamp,
+            )?;
+        }
+        let mut point = broker.get_sync(&args.id, true)?;
+        if args.hash == info.hash && point < args.max_row {
+            broker.merge_syncs(
+                &[crate::db::SyncPoint::new(args.id.clone(), args.max_row)],
+                true,
+            )?;
+            point = args.max_row;
+        }
+        info.point = Some(point);
+        let v = serde_json::to_value(&info).map_err(|e| DbError::Invalid(e.to_string()))?;
+        Ok(RpcResponse::json(200, &v))
+    }
+
+    /// Checks a shipped file in `<dev>/tmp/`: a plain name, an existing
+    /// file, a readable container DB whose account/container hash to `hash`.
+    fn check_shipped(
+        &self,
+        dev_path: &Path,
+        tmp_name: &str,
+        hash: &str,
+    ) -> Result<PathBuf, RpcResponse> {
+        if !is_plain_name(tmp_name) {
+            return Err(RpcResponse::text(
+                400,
+                format!("invalid tmp file name {tmp_name:?}"),
+            ));
+        }
+        let tmp = dev_path.join("tmp").join(tmp_name);
+        if !tmp.is_file() {
+            return Err(RpcResponse::empty(404));
+        }
+        let reject = |why: String| {
+            tracing::error!(file = %tmp.display(), "rejecting shipped DB: {why}");
+            let _ = std::fs::remove_file(&tmp);
+            Err(RpcResponse::text(
+                400,
+                format!("shipped file {tmp_name:?} {why}"),
+            ))
+        };
+        let info = match ContainerBroker::open(&tmp).and_then(|b| b.get_info()) {
+            Ok(i) => i,
+            Err(e) => return reject(format!("is not a container DB: {e}")),
+        };
+        match self
+            .hash_conf
+            .hash_path(&info.account, Some(&info.container), None)
+        {
+            Ok(h) if h == hash => Ok(tmp),
+            Ok(_) => reject(format!(
+                "holds {}/{}, which is not this DB",
+                info.account, info.container
+            )),
+            Err(e) => reject(e.to_string()),
+        }
+    }
+
+    /// Swift's `complete_rsync`: a whole DB was shipped for a replica we
+    /// lack; re-id it and move it into place.
+    fn complete_rsync(
+        &self,
+        device: &str,
+        dev_path: &Path,
+        hash_dir: &Path,
+        hash: &str,
+        tmp_name: &str,
+        db_basename: Option<&str>,
+    ) -> RpcResponse {
+        let basename = db_basename
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("{hash}.db"));
+        if !is_plain_name(&basename) || !is_db_filename_for(&basename, hash) {
+            return RpcResponse::text(400, format!("invalid DB file name {basename:?}"));
+        }
+        if !db_files(hash_dir, hash).is_empty() {
+            return RpcResponse::empty(404);
+        }
+        let tmp = match self.check_shipped(dev_path, tmp_name, hash) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let result = (|| -> Result<(), DbError> {
+            ContainerBroker::open(&tmp)?.newid_with(tmp_name, device, None)?;
+            let _lock = lock_dir(hash_dir, crate::db::container::DEFAULT_PENDING_TIMEOUT)?;
+            if !db_files(hash_dir, hash).is_empty() {
+                return Err(DbError::AlreadyExists(hash_dir.join(&basename)));
+            }
+            let target = hash_dir.join(&basename);
+            std::fs::rename(&tmp, &target).map_err(|e| DbError::io(&target, e))?;
+            files::fsync_dir(hash_dir)?;
+            Ok(())
+        })();
+        match result {
+            Ok(()) => RpcResponse::empty(204),
+            Err(DbError::AlreadyExists(_)) => RpcResponse::empty(404),
+            Err(e) => map_db_error(e, &tmp),
+        }
+    }
+
+    /// Swift's `rsync_then_merge`: the sender shipped its whole DB because we
+    /// are far behind; merge our rows into it and make it ours.
+    fn rsync_then_merge(
+        &self,
+        device: &str,
+        dev_path: &Path,
+        hash_dir: &Path,
+        hash: &str,
+        tmp_name: &str,
+    ) -> RpcResponse {
+        if !is_plain_name(tmp_name) {
+            return RpcResponse::text(400, format!("invalid tmp file name {tmp_name:?}"));
+        }
+        let Some(db_file) = db_files(hash_dir, hash).pop() else {
+            return RpcResponse::empty(404);
+        };
+        if !dev_path.join("tmp").join(tmp_name).is_file() {
+            return RpcResponse::empty(404);
+        }
+        let aborted = |db_file: &Path| -> bool {
+            !db_file.exists()
+                || ContainerBroker::open(db_file)
+                    .and_then(|b| b.sharding_initiated())
+                    .unwrap_or(true)
+        };
+        if aborted(&db_file) {
+            return RpcResponse::empty(404);
+        }
+        let tmp = match self.check_shipped(dev_path, tmp_name, hash) {
+            Ok(t) => t,
+            Err(r) => return r,
+        };
+        let result = (|| -> Result<bool, DbError> {
+            let new = ContainerBroker::open(&tmp)?;
+            let existing = ContainerBroker::open(&db_file)?;
+            // The sender's high-water mark, before our rows are added.
+            let sender_point = new.get_max_row()?;
+            let mut point = -1;
+            loop {
+                let rows = existing.get_items_since(point, 1000)?;
+                let Some(last) = rows.last().and_then(|r| r.rowid) else {
+                    break;
+                };
+                new.merge_items(strip_rowids(rows), None)?;
+                point = last;
+            }
+            new.merge_syncs(&existing.get_syncs(true)?, true)?;
+            let ranges = filter_own_shard_range(&new, existing.get_all_shard_ranges()?)?;
+            new.merge_shard_ranges(ranges)?;
+            new.newid_with(tmp_name, device, Some(sender_point))?;
+            new.update_metadata(&existing.metadata()?)?;
+            let ex = existing.get_info()?;
+            new.merge_timestamps(&ex.created_at, &ex.put_timestamp, &ex.delete_timestamp)?;
+            // Final phase: no pending commits (directory lock) and no direct
+            // writers (SQLite write lock) while the last rows are copied and
+            // the file is replaced.
+            let _lock = lock_dir(hash_dir, crate::db::container::DEFAULT_PENDING_TIMEOUT)?;
+            existing
+                .connection()
+                .execute_batch("BEGIN IMMEDIATE")
+                .map_err(|e| DbError::Invalid(format!("cannot lock the local DB: {e}")))?;
+            let finish = (|| -> Result<bool, DbError> {
+                loop {
+                    let rows = existing.items_since_no_commit(point, 1000)?;
+                    let Some(last) = rows.last().and_then(|r| r.rowid) else {
+                        break;
+                    };
+                    new.merge_items(strip_rowids(rows), None)?;
+                    point = last;
+                }
+                if aborted(&db_file) || !tmp.exists() {
+                    return Ok(false);
+                }
+                std::fs::rename(&tmp, &db_file).map_err(|e| DbError::io(&db_file, e))?;
+                files::fsync_dir(hash_dir)?;
+                Ok(true)
+            })();
+            let _ = existing.connection().execute_batch("ROLLBACK");
+            finish
+        })();
+        match result {
+            Ok(true) => RpcResponse::empty(204),
+            Ok(false) => RpcResponse::empty(404),
+            Err(e) => map_db_error(e, &db_file),
+        }
+    }
+}
+
+fn strip_rowids(
+    mut rows: Vec<crate::swift::merge::ObjectItem>,
+) -> Vec<crate::swift::merge::ObjectItem> {
+    for r in &mut rows {
+        r.rowid = None;
+    }
+    rows
+}
+
+/// Swift's `check_merge_own_shard_range`: when our own shard range has an
+/// epoch, drop incoming own ranges without one.
+pub fn filter_own_shard_range(
+    broker: &ContainerBroker,
+    ranges: Vec<ShardRange>,
+) -> Result<Vec<ShardRange>, DbError> {
+    let Some(own) = broker.get_own_shard_range()? else {
+        return Ok(ranges);
+    };
+    if own.epoch.is_none() {
+        return Ok(ranges);
+    }
+    Ok(ranges
+        .into_iter()
+        .filter(|r| {
+            if r.name == own.name && r.epoch.as_deref().unwrap_or("").is_empty() {
+                let mut copy = r.clone();
+                if merge_shards(&mut copy, Some(&own)) && copy.epoch.is_none() {
+                    tracing::warn!(name = %r.name, "Ignoring remote osr w/o epoch");
+                }
+                false
+            } else {
+                true
+            }
+        })
+        .collect())
+}

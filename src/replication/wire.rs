@@ -1,0 +1,428 @@
+//! REPLICATE request bodies: a JSON list `[op, args...]`, parsed strictly
+//! into typed ops (unknown ops, wrong argument counts or types are errors
+//! that the server answers with 400), and encoded as Python's `json.dumps`
+//! would write them.
+
+use serde_json::Value;
+
+use crate::db::shard::ShardRange;
+use crate::db::SyncPoint;
+use crate::swift::merge::ObjectItem;
+use crate::swift::pyjson;
+
+/// The sender's replication info as carried by a `sync` request.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncArgs {
+    pub max_row: i64,
+    pub hash: String,
+    pub id: String,
+    pub created_at: String,
+    pub put_timestamp: String,
+    pub delete_timestamp: String,
+    /// The raw metadata string (JSON object text, or "").
+    pub metadata: String,
+    /// `(status_changed_at, count, storage_policy_index)`, sent by container
+    /// senders in clusters with more than one storage policy.
+    pub policy: Option<(String, i64, i64)>,
+}
+
+/// One REPLICATE op.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ReplicateOp {
+    Sync(SyncArgs),
+    MergeItems {
+        items: Vec<ObjectItem>,
+        source: Option<String>,
+    },
+    MergeSyncs(Vec<SyncPoint>),
+    CompleteRsync {
+        tmp_name: String,
+        db_basename: Option<String>,
+    },
+    RsyncThenMerge {
+        tmp_name: String,
+        db_basename: Option<String>,
+    },
+    GetShardRanges,
+    MergeShardRanges {
+        ranges: Vec<ShardRange>,
+        source: Option<String>,
+    },
+}
+
+/// Why a REPLICATE body was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("body is not valid JSON: {0}")]
+    Json(String),
+    #[error("Invalid object type")]
+    NotAList,
+    #[error("empty REPLICATE list: no op")]
+    Empty,
+    #[error("op must be a string")]
+    OpNotString,
+    #[error("unknown REPLICATE op {0:?}")]
+    UnknownOp(String),
+    #[error("{op}: expected {expected} arguments, got {got}")]
+    ArgCount {
+        op: &'static str,
+        expected: &'static str,
+        got: usize,
+    },
+    #[error("{op}: argument {index} ({name}) {problem}")]
+    Arg {
+        op: &'static str,
+        index: usize,
+        name: &'static str,
+        problem: String,
+    },
+}
+
+fn arg_err(
+    op: &'static str,
+    index: usize,
+    name: &'static str,
+    problem: impl Into<String>,
+) -> WireError {
+    WireError::Arg {
+        op,
+        index,
+        name,
+        problem: problem.into(),
+    }
+}
+
+fn want_str(
+    op: &'static str,
+    args: &[Value],
+    i: usize,
+    name: &'static str,
+) -> Result<String, WireError> {
+    match args.get(i) {
+        Some(Value::String(s)) => Ok(s.clone()),
+        Some(v) => Err(arg_err(
+            op,
+            i + 1,
+            name,
+            format!("must be a string, got {}", type_name(v)),
+        )),
+        None => Err(arg_err(op, i + 1, name, "is missing")),
+    }
+}
+
+fn want_int(
+    op: &'static str,
+    args: &[Value],
+    i: usize,
+    name: &'static str,
+) -> Result<i64, WireError> {
+    match args.get(i) {
+        Some(Value::Number(n)) => n
+            .as_i64()
+            .ok_or_else(|| arg_err(op, i + 1, name, "must be an integer")),
+        Some(v) => Err(arg_err(
+            op,
+            i + 1,
+            name,
+            format!("must be an integer, got {}", type_name(v)),
+        )),
+        None => Err(arg_err(op, i + 1, name, "is missing")),
+    }
+}
+
+fn opt_source(op: &'static str, args: &[Value], i: usize) -> Result<Option<String>, WireError> {
+    match args.get(i) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s.is_empty() => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(v) => Err(arg_err(
+            op,
+            i + 1,
+            "source",
+            format!("must be a string, got {}", type_name(v)),
+        )),
+    }
+}
+
+fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn count(
+    op: &'static str,
+    args: &[Value],
+    min: usize,
+    max: usize,
+    expected: &'static str,
+) -> Result<(), WireError> {
+    if args.len() < min || args.len() > max {
+        return Err(WireError::ArgCount {
+            op,
+            expected,
+            got: args.len(),
+        });
+    }
+    Ok(())
+}
+
+impl ReplicateOp {
+    /// The op's name on the wire.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ReplicateOp::Sync(_) => "sync",
+            ReplicateOp::MergeItems { .. } => "merge_items",
+            ReplicateOp::MergeSyncs(_) => "merge_syncs",
+            ReplicateOp::CompleteRsync { .. } => "complete_rsync",
+            ReplicateOp::RsyncThenMerge { .. } => "rsync_then_merge",
+            ReplicateOp::GetShardRanges => "get_shard_ranges",
+            ReplicateOp::MergeShardRanges { .. } => "merge_shard_ranges",
+        }
+    }
+
+    /// Parses a REPLICATE body.
+    pub fn parse(body: &[u8]) -> Result<ReplicateOp, WireError> {
+        let v: Value = serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
+        let Value::Array(list) = v else {
+            return Err(WireError::NotAList);
+        };
+        let (op, args) = list.split_first().ok_or(WireError::Empty)?;
+        let Value::String(op) = op else {
+            return Err(WireError::OpNotString);
+        };
+        match op.as_str() {
+            "sync" => {
+                const OP: &str = "sync";
+                count(OP, args, 7, 10, "7 or 10")?;
+                let policy = if args.len() > 9 {
+                    Some((
+                        want_str(OP, args, 7, "status_changed_at")?,
+                        want_int(OP, args, 8, "count")?,
+                        want_int(OP, args, 9, "storage_policy_index")?,
+                    ))
+                } else {
+                    None
+                };
+                let metadata = match args.get(6) {
+                    Some(Value::Null) => String::new(),
+                    _ => want_str(OP, args, 6, "metadata")?,
+                };
+                Ok(ReplicateOp::Sync(SyncArgs {
+                    max_row: want_int(OP, args, 0, "max_row")?,
+                    hash: want_str(OP, args, 1, "hash")?,
+                    id: want_str(OP, args, 2, "id")?,
+                    created_at: want_str(OP, args, 3, "created_at")?,
+                    put_timestamp: want_str(OP, args, 4, "put_timestamp")?,
+                    delete_timestamp: want_str(OP, args, 5, "delete_timestamp")?,
+                    metadata,
+                    policy,
+                }))
+            }
+            "merge_items" => {
+                const OP: &str = "merge_items";
+                count(OP, args, 1, 2, "1 or 2")?;
+                let items: Vec<ObjectItem> = serde_json::from_value(args[0].clone())
+                    .map_err(|e| arg_err(OP, 1, "items", format!("is not a list of rows: {e}")))?;
+                let source = opt_source(OP, args, 1)?;
+                if source.is_some() && items.last().is_some_and(|i| i.rowid.is_none()) {
+                    return Err(arg_err(OP, 1, "items", "last item has no ROWID"));
+                }
+                Ok(ReplicateOp::MergeItems { items, source })
+            }
+            "merge_syncs" => {
+                const OP: &str = "merge_syncs";
+                count(OP, args, 1, 1, "1")?;
+                let points: Vec<SyncPoint> =
+                    serde_json::from_value(args[0].clone()).map_err(|e| {
+                        arg_err(
+                            OP,
+                            1,
+                            "sync points",
+                            format!("is not a list of sync points: {e}"),
+                        )
+                    })?;
+                Ok(ReplicateOp::MergeSyncs(points))
+            }
+            "complete_rsync" | "rsync_then_merge" => {
+                let op_name: &'static str = if op == "complete_rsync" {
+                    "complete_rsync"
+                } else {
+                    "rsync_then_merge"
+                };
+                count(op_name, args, 1, 2, "1 or 2")?;
+                let tmp_name = want_str(op_name, args, 0, "tmp file name")?;
+                let db_basename = match args.get(1) {
+                    None | Some(Value::Null) => None,
+                    _ => Some(want_str(op_name, args, 1, "db file name")?),
+                };
+                Ok(if op_name == "complete_rsync" {
+                    ReplicateOp::CompleteRsync {
+                        tmp_name,
+                        db_basename,
+                    }
+                } else {
+                    ReplicateOp::RsyncThenMerge {
+                        tmp_name,
+                        db_basename,
+                    }
+                })
+            }
+            "get_shard_ranges" => {
+                count("get_shard_ranges", args, 0, 0, "0")?;
+                Ok(ReplicateOp::GetShardRanges)
+            }
+            "merge_shard_ranges" => {
+                const OP: &str = "merge_shard_ranges";
+                count(OP, args, 1, 2, "1 or 2")?;
+                let ranges: Vec<ShardRange> =
+                    serde_json::from_value(args[0].clone()).map_err(|e| {
+                        arg_err(
+                            OP,
+                            1,
+                            "shard ranges",
+                            format!("is not a list of shard ranges: {e}"),
+                        )
+                    })?;
+                Ok(ReplicateOp::MergeShardRanges {
+                    ranges,
+                    source: opt_source(OP, args, 1)?,
+                })
+            }
+            other => Err(WireError::UnknownOp(other.chars().take(64).collect())),
+        }
+    }
+
+    /// The JSON body, as Python's `json.dumps([op, *args])`.
+    pub fn to_body(&self) -> Vec<u8> {
+        let mut list = vec![Value::String(self.name().into())];
+        match self {
+            ReplicateOp::Sync(a) => {
+                list.extend([
+                    a.max_row.into(),
+                    a.hash.clone().into(),
+                    a.id.clone().into(),
+                    a.created_at.clone().into(),
+                    a.put_timestamp.clone().into(),
+                    a.delete_timestamp.clone().into(),
+                    a.metadata.clone().into(),
+                ]);
+                if let Some((sca, count, spi)) = &a.policy {
+                    list.extend([sca.clone().into(), (*count).into(), (*spi).into()]);
+                }
+            }
+            ReplicateOp::MergeItems { items, source } => {
+                list.push(serde_json::to_value(items).unwrap_or(Value::Null));
+                list.push(source.clone().map(Value::String).unwrap_or(Value::Null));
+            }
+            ReplicateOp::MergeSyncs(points) => {
+                let pts: Vec<Value> = points
+                    .iter()
+                    .map(|p| serde_json::json!({"remote_id": p.remote_id, "sync_point": p.sync_point}))
+                    .collect();
+                list.push(Value::Array(pts));
+            }
+            ReplicateOp::CompleteRsync {
+                tmp_name,
+                db_basename,
+            }
+            | ReplicateOp::RsyncThenMerge {
+                tmp_name,
+                db_basename,
+            } => {
+                list.push(tmp_name.clone().into());
+                if let Some(b) = db_basename {
+                    list.push(b.clone().into());
+                }
+            }
+            ReplicateOp::GetShardRanges => {}
+            ReplicateOp::MergeShardRanges { ranges, source } => {
+                list.push(serde_json::to_value(ranges).unwrap_or(Value::Null));
+                list.push(source.clone().map(Value::String).unwrap_or(Value::Null));
+            }
+        }
+        pyjson::dumps(&Value::Array(list)).into_bytes()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trips() {
+        let ops = vec![
+            ReplicateOp::Sync(SyncArgs {
+                max_row: 5,
+                hash: "h".into(),
+                id: "id".into(),
+                created_at: "1".into(),
+                put_timestamp: "2".into(),
+                delete_timestamp: "0".into(),
+                metadata: "{\"k\": [\"v\", \"1\"]}".into(),
+                policy: Some(("1".into(), 3, 1)),
+            }),
+            ReplicateOp::MergeItems {
+                items: vec![{
+                    let mut i = ObjectItem::new("n", "1.00000", 1, "t", "e");
+                    i.rowid = Some(4);
+                    i
+                }],
+                source: Some("src".into()),
+            },
+            ReplicateOp::MergeSyncs(vec![SyncPoint::new("a", 3)]),
+            ReplicateOp::CompleteRsync {
+                tmp_name: "x".into(),
+                db_basename: Some("h.db".into()),
+            },
+            ReplicateOp::RsyncThenMerge {
+                tmp_name: "x".into(),
+                db_basename: None,
+            },
+            ReplicateOp::GetShardRanges,
+        ];
+        for op in ops {
+            assert_eq!(ReplicateOp::parse(&op.to_body()).unwrap(), op);
+        }
+    }
+
+    #[test]
+    fn refusals() {
+        assert!(matches!(
+            ReplicateOp::parse(b"nope"),
+            Err(WireError::Json(_))
+        ));
+        assert_eq!(ReplicateOp::parse(b"{}"), Err(WireError::NotAList));
+        assert_eq!(ReplicateOp::parse(b"[]"), Err(WireError::Empty));
+        assert_eq!(ReplicateOp::parse(b"[1]"), Err(WireError::OpNotString));
+        assert!(matches!(
+            ReplicateOp::parse(b"[\"__init__\"]"),
+            Err(WireError::UnknownOp(_))
+        ));
+        assert!(matches!(
+            ReplicateOp::parse(b"[\"sync\", 1]"),
+            Err(WireError::ArgCount { .. })
+        ));
+        assert!(matches!(
+            ReplicateOp::parse(b"[\"sync\", \"1\", \"h\", \"i\", \"1\", \"1\", \"0\", \"\"]"),
+            Err(WireError::Arg { .. })
+        ));
+        assert!(matches!(
+            ReplicateOp::parse(br#"["merge_items", [{"name": "x"}], "s"]"#),
+            Err(WireError::Arg { .. })
+        ));
+        assert!(matches!(
+            ReplicateOp::parse(br#"["merge_items", [{"name": "x", "created_at": "1", "size": 1, "content_type": "t", "etag": "e", "deleted": 0}], "s"]"#),
+            Err(WireError::Arg { .. })
+        ));
+        assert!(matches!(
+            ReplicateOp::parse(br#"["complete_rsync", 5]"#),
+            Err(WireError::Arg { .. })
+        ));
+    }
+}

@@ -1,0 +1,227 @@
+//! The HTTP server: Swift's container-server API and REPLICATE on one port
+//! (tokio + axum). Requests are routed by hand, as Swift does
+//! (`/<device>/<partition>/<account>/<container>[/<object>]`,
+//! `REPLICATE /<device>/<partition>/<hash>`); SQLite work runs on blocking
+//! threads.
+
+pub mod container;
+pub mod replicate;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+
+use crate::config::{FallocateReserve, ServerConf, SwiftConf};
+use crate::replication::ReplicatorRpc;
+
+/// Everything a request handler needs.
+#[derive(Debug)]
+pub struct AppState {
+    pub conf: ServerConf,
+    pub swift: SwiftConf,
+    pub rpc: ReplicatorRpc,
+}
+
+impl AppState {
+    pub fn new(conf: ServerConf, swift: SwiftConf) -> Self {
+        let rpc = ReplicatorRpc::new(
+            conf.devices.clone(),
+            conf.mount_check,
+            swift.hash_path_config(),
+        );
+        AppState { conf, swift, rpc }
+    }
+
+    /// The device's path if it passes Swift's `check_drive`.
+    pub fn device_path(&self, device: &str) -> Option<PathBuf> {
+        crate::replication::rpc::check_drive(&self.conf.devices, device, self.conf.mount_check)
+    }
+
+    /// Does the device keep its `fallocate_reserve` free?
+    pub fn has_free_space(&self, device: &str) -> bool {
+        let path = self.conf.devices.join(device);
+        match (free_space(&path), self.conf.fallocate_reserve) {
+            (None, _) => true,
+            (Some((free, _)), FallocateReserve::Bytes(b)) => free >= b,
+            (Some((free, total)), FallocateReserve::Percent(p)) => {
+                total == 0 || (free as f64 / total as f64) * 100.0 >= p
+            }
+        }
+    }
+}
+
+/// `(free bytes for unprivileged users, total bytes)` of a filesystem.
+fn free_space(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    // SAFETY: statvfs writes into a zeroed struct we own; c is NUL-terminated.
+    let mut st: libc::statvfs = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statvfs(c.as_ptr(), &mut st) };
+    if rc != 0 {
+        return None;
+    }
+    let frsize = st.f_frsize as u64;
+    Some((st.f_bavail as u64 * frsize, st.f_blocks as u64 * frsize))
+}
+
+/// A plain-text response.
+pub fn text(status: StatusCode, msg: impl Into<String>) -> Response {
+    let mut r = (status, msg.into()).into_response();
+    r.headers_mut().insert(
+        "content-type",
+        HeaderValue::from_static("text/plain; charset=UTF-8"),
+    );
+    r
+}
+
+/// Swift's `split_path(path, min, max, rest_with_last)`: the segments after
+/// the leading `/`; with `rest_with_last` the last segment keeps any further
+/// `/`, otherwise one trailing `/` is tolerated. Missing optional segments
+/// are `None`. Device and partition (the first two) must not be `.`/`..`.
+pub fn split_path(
+    path: &str,
+    min: usize,
+    max: usize,
+    rest_with_last: bool,
+) -> Option<Vec<Option<String>>> {
+    let (minsegs, maxsegs) = (min + 1, max + 1);
+    let segs: Vec<&str> = path
+        .splitn(maxsegs + usize::from(!rest_with_last), '/')
+        .collect();
+    let count = segs.len();
+    if !segs[0].is_empty() || count < minsegs || segs[1..minsegs].iter().any(|s| s.is_empty()) {
+        return None;
+    }
+    if rest_with_last {
+        if count > maxsegs {
+            return None;
+        }
+    } else if count > maxsegs + 1 || (count == maxsegs + 1 && !segs[maxsegs].is_empty()) {
+        return None;
+    }
+    let mut out: Vec<Option<String>> = segs[1..count.min(maxsegs)]
+        .iter()
+        .map(|s| Some(s.to_string()))
+        .collect();
+    if !rest_with_last {
+        // A trailing empty segment means "absent".
+        for s in out.iter_mut() {
+            if s.as_deref() == Some("") {
+                *s = None;
+            }
+        }
+    }
+    out.resize(max, None);
+    if out
+        .iter()
+        .take(2)
+        .flatten()
+        .any(|s| s == "." || s == ".." || s.contains('/'))
+    {
+        return None;
+    }
+    Some(out)
+}
+
+async fn route(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let method = req.method().as_str().to_string();
+    let path = req.uri().path().to_string();
+    let resp = match method.as_str() {
+        "REPLICATE" => replicate::handle(state.clone(), req).await,
+        _ => container::handle(state.clone(), req).await,
+    };
+    if state.conf.log_requests {
+        tracing::info!(%method, %path, status = resp.status().as_u16(), "request");
+    }
+    resp
+}
+
+/// The router: every request goes through [`route`].
+pub fn app(state: Arc<AppState>) -> Router {
+    Router::new().fallback(route).with_state(state)
+}
+
+/// Serves until `shutdown` resolves, then finishes in-flight requests.
+pub async fn serve(
+    state: Arc<AppState>,
+    listener: tokio::net::TcpListener,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, app(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Binds `bind_ip:bind_port` from the config.
+pub async fn bind(conf: &ServerConf) -> std::io::Result<tokio::net::TcpListener> {
+    let ip: std::net::IpAddr = conf.bind_ip.parse().map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("bad bind_ip {:?}: {e}", conf.bind_ip),
+        )
+    })?;
+    tokio::net::TcpListener::bind(SocketAddr::new(ip, conf.bind_port)).await
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// An empty body response with a status.
+pub fn status(code: StatusCode) -> Response {
+    let mut r = Response::new(Body::empty());
+    *r.status_mut() = code;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_paths() {
+        let s = |v: &[&str]| v.iter().map(|x| Some(x.to_string())).collect::<Vec<_>>();
+        assert_eq!(
+            split_path("/d/1/h", 3, 3, false).unwrap(),
+            s(&["d", "1", "h"])
+        );
+        assert_eq!(
+            split_path("/d/1/h/", 3, 3, false).unwrap(),
+            s(&["d", "1", "h"])
+        );
+        assert_eq!(split_path("/d/1/h/x", 3, 3, false), None);
+        assert_eq!(
+            split_path("/d/1/a/c/o/x", 4, 5, true).unwrap(),
+            s(&["d", "1", "a", "c", "o/x"])
+        );
+        let mut v = s(&["d", "1", "a", "c"]);
+        v.push(None);
+        assert_eq!(split_path("/d/1/a/c", 4, 5, true).unwrap(), v);
+        assert_eq!(split_path("/d//h", 3, 3, false), None);
+        assert_eq!(split_path("/../1/h", 3, 3, false), None);
+        assert_eq!(split_path("/d/1", 3, 3, false), None);
+        assert_eq!(split_path("d/1/h", 3, 3, false), None);
+    }
+}

@@ -1,0 +1,191 @@
+//! `REPLICATE` requests: the replication RPC (`/<device>/<partition>/<hash>`
+//! with a JSON list body) and rowsync's whole-DB upload
+//! (`/<device>/tmp/<name>` with the DB file as the body).
+
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::extract::Request;
+use axum::http::{HeaderValue, StatusCode};
+use axum::response::Response;
+use futures::StreamExt;
+use tokio::io::AsyncWriteExt;
+
+use super::{split_path, status, text, AppState};
+use crate::db::files::is_plain_name;
+use crate::replication::ReplicateOp;
+
+/// The content type that marks a whole-DB upload.
+pub const DB_UPLOAD_CONTENT_TYPE: &str = "application/x-sqlite3";
+
+pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
+    if !state.conf.replication_server {
+        return text(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "REPLICATE is not allowed here",
+        );
+    }
+    let path = req.uri().path().to_string();
+    let Some(segs) = split_path(&path, 3, 3, false) else {
+        return text(StatusCode::BAD_REQUEST, format!("Invalid path: {path}"));
+    };
+    let [Some(device), Some(partition), Some(name)] =
+        [segs[0].clone(), segs[1].clone(), segs[2].clone()]
+    else {
+        return text(StatusCode::BAD_REQUEST, format!("Invalid path: {path}"));
+    };
+    if state.device_path(&device).is_none() {
+        return text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("{device} is not mounted"),
+        );
+    }
+    if !state.has_free_space(&device) {
+        return text(
+            StatusCode::INSUFFICIENT_STORAGE,
+            format!("{device} is short of free space"),
+        );
+    }
+    if partition == "tmp" {
+        return upload(state, &device, &name, req).await;
+    }
+    let limit = state.conf.max_body_size as usize;
+    if let Some(len) = content_length(&req) {
+        if len > limit as u64 {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {limit} bytes"),
+            );
+        }
+    }
+    let body = match axum::body::to_bytes(req.into_body(), limit).await {
+        Ok(b) => b,
+        Err(e) => {
+            let too_big = std::error::Error::source(&e)
+                .is_some_and(|s| s.to_string().contains("length limit"))
+                || e.to_string().contains("length limit");
+            return if too_big {
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("body over {limit} bytes"),
+                )
+            } else {
+                text(StatusCode::BAD_REQUEST, format!("cannot read body: {e}"))
+            };
+        }
+    };
+    let op = match ReplicateOp::parse(&body) {
+        Ok(op) => op,
+        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let op_name = op.name();
+    let st = state.clone();
+    let res =
+        tokio::task::spawn_blocking(move || st.rpc.dispatch(&device, &partition, &name, op)).await;
+    match res {
+        Ok(r) => {
+            tracing::debug!(op = op_name, status = r.status, %path, "REPLICATE");
+            let mut resp = Response::new(Body::from(r.body));
+            *resp.status_mut() =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            resp.headers_mut()
+                .insert("content-type", HeaderValue::from_static(r.content_type));
+            resp
+        }
+        Err(e) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("REPLICATE {op_name} failed: {e}"),
+        ),
+    }
+}
+
+fn content_length(req: &Request) -> Option<u64> {
+    req.headers()
+        .get("content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Receives a whole DB file into `<device>/tmp/<name>`: streamed to a
+/// hidden part file, size-limited, fsynced, then renamed into place.
+async fn upload(state: Arc<AppState>, device: &str, name: &str, req: Request) -> Response {
+    let ctype = req
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if ctype != DB_UPLOAD_CONTENT_TYPE {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("a DB upload needs Content-Type: {DB_UPLOAD_CONTENT_TYPE}"),
+        );
+    }
+    if !is_plain_name(name) || name.starts_with('.') {
+        return text(
+            StatusCode::BAD_REQUEST,
+            format!("invalid upload name {name:?}"),
+        );
+    }
+    let limit = state.conf.max_db_transfer_size;
+    if content_length(&req).is_some_and(|l| l > limit) {
+        return text(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("DB over {limit} bytes"),
+        );
+    }
+    let dir = state.conf.devices.join(device).join("tmp");
+    if let Err(e) = tokio::fs::create_dir_all(&dir).await {
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("cannot create {}: {e}", dir.display()),
+        );
+    }
+    let part = dir.join(format!(".{name}.{}.part", uuid::Uuid::new_v4().simple()));
+    let target = dir.join(name);
+    let result = async {
+        let mut file = tokio::fs::File::create(&part).await?;
+        let mut stream = req.into_body().into_data_stream();
+        let mut written: u64 = 0;
+        while let Some(chunk) = stream.next().await {
+            let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+            written += chunk.len() as u64;
+            if written > limit {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::FileTooLarge,
+                    "too large",
+                ));
+            }
+            file.write_all(&chunk).await?;
+        }
+        file.sync_all().await?;
+        drop(file);
+        tokio::fs::rename(&part, &target).await?;
+        let dir2 = dir.clone();
+        tokio::task::spawn_blocking(move || crate::db::files::fsync_dir(&dir2))
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok::<u64, std::io::Error>(written)
+    }
+    .await;
+    match result {
+        Ok(n) => {
+            tracing::info!(file = %target.display(), bytes = n, "received DB file");
+            status(StatusCode::CREATED)
+        }
+        Err(e) => {
+            let _ = tokio::fs::remove_file(&part).await;
+            if e.kind() == std::io::ErrorKind::FileTooLarge {
+                text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    format!("DB over {limit} bytes"),
+                )
+            } else {
+                text(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("upload failed: {e}"),
+                )
+            }
+        }
+    }
+}
