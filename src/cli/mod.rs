@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod replicator;
 pub mod ring;
 pub mod server;
 
@@ -26,6 +27,8 @@ pub enum Command {
     Ring(ring::RingArgs),
     /// Run the container server (Swift's container API and REPLICATE).
     Server(server::ServerArgs),
+    /// Run the container replicator (one pass with --once, else forever).
+    Replicator(replicator::ReplicatorArgs),
     /// Throughput benchmarks on real DB files.
     Bench(bench::BenchArgs),
 }
@@ -37,6 +40,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Ring(args) => ring::run(args),
         Command::Bench(args) => bench::run(args),
         Command::Server(args) => server::run(args),
+        Command::Replicator(args) => replicator::run(args),
     }
 }
 

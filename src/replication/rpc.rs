@@ -18,6 +18,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use serde_json::Value;
@@ -122,6 +123,52 @@ impl DbLocks {
     }
 }
 
+/// Counts of REPLICATE ops served (successful or not) and object rows
+/// received through `merge_items`.
+#[derive(Debug, Default)]
+pub struct RpcCounters {
+    pub sync: AtomicU64,
+    pub merge_items: AtomicU64,
+    pub items_received: AtomicU64,
+    pub merge_syncs: AtomicU64,
+    pub complete_rsync: AtomicU64,
+    pub rsync_then_merge: AtomicU64,
+    pub get_shard_ranges: AtomicU64,
+    pub merge_shard_ranges: AtomicU64,
+}
+
+impl RpcCounters {
+    fn count(&self, op: &ReplicateOp) {
+        let c = match op {
+            ReplicateOp::Sync(_) => &self.sync,
+            ReplicateOp::MergeItems { items, .. } => {
+                self.items_received.fetch_add(items.len() as u64, Ordering::Relaxed);
+                &self.merge_items
+            }
+            ReplicateOp::MergeSyncs(_) => &self.merge_syncs,
+            ReplicateOp::CompleteRsync { .. } => &self.complete_rsync,
+            ReplicateOp::RsyncThenMerge { .. } => &self.rsync_then_merge,
+            ReplicateOp::GetShardRanges => &self.get_shard_ranges,
+            ReplicateOp::MergeShardRanges { .. } => &self.merge_shard_ranges,
+        };
+        c.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A snapshot as `(name, value)` pairs.
+    pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
+        vec![
+            ("sync", self.sync.load(Ordering::Relaxed)),
+            ("merge_items", self.merge_items.load(Ordering::Relaxed)),
+            ("items_received", self.items_received.load(Ordering::Relaxed)),
+            ("merge_syncs", self.merge_syncs.load(Ordering::Relaxed)),
+            ("complete_rsync", self.complete_rsync.load(Ordering::Relaxed)),
+            ("rsync_then_merge", self.rsync_then_merge.load(Ordering::Relaxed)),
+            ("get_shard_ranges", self.get_shard_ranges.load(Ordering::Relaxed)),
+            ("merge_shard_ranges", self.merge_shard_ranges.load(Ordering::Relaxed)),
+        ]
+    }
+}
+
 /// The REPLICATE receiver for container DBs under a devices root.
 #[derive(Debug, Clone)]
 pub struct ReplicatorRpc {
@@ -129,6 +176,7 @@ pub struct ReplicatorRpc {
     pub mount_check: bool,
     pub hash_conf: HashPathConfig,
     pub locks: DbLocks,
+    pub counters: Arc<RpcCounters>,
 }
 
 fn map_db_error(e: DbError, db_file: &Path) -> RpcResponse {
@@ -157,6 +205,7 @@ impl ReplicatorRpc {
             mount_check,
             hash_conf,
             locks: DbLocks::default(),
+            counters: Arc::new(RpcCounters::default()),
         }
     }
 

@@ -24,6 +24,7 @@ pub struct TestNode {
     pub dir: tempfile::TempDir,
     pub devices: PathBuf,
     pub addr: SocketAddr,
+    pub state: Arc<AppState>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -36,11 +37,15 @@ impl TestNode {
     /// `extra` is appended to `[app:container-server]`.
     pub async fn start_with(devices: &[&str], extra: &str) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
-        let devroot = dir.path().join("srv");
         for d in devices {
-            std::fs::create_dir_all(devroot.join(d)).unwrap();
+            std::fs::create_dir_all(dir.path().join("srv").join(d)).unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve_on(dir, listener, extra)
+    }
+
+    fn serve_on(dir: tempfile::TempDir, listener: tokio::net::TcpListener, extra: &str) -> TestNode {
+        let devroot = dir.path().join("srv");
         let addr = listener.local_addr().unwrap();
         let conf = ServerConf::from_str(&format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
@@ -51,9 +56,10 @@ impl TestNode {
         .unwrap();
         let swift = SwiftConf::from_str(SWIFT_CONF).unwrap();
         let state = Arc::new(AppState::new(conf, swift));
+        let served = state.clone();
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let handle = tokio::spawn(async move {
-            let _ = server::serve(state, listener, async {
+            let _ = server::serve(served, listener, async {
                 let _ = rx.await;
             })
             .await;
@@ -62,9 +68,53 @@ impl TestNode {
             dir,
             devices: devroot,
             addr,
+            state,
             shutdown: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// Stops the server (if running), then serves the same devices on the
+    /// same port again.
+    pub async fn restart(&mut self) {
+        self.stop().await;
+        let port = self.addr.port();
+        let mut listener = None;
+        for _ in 0..50 {
+            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+                Ok(l) => {
+                    listener = Some(l);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+            }
+        }
+        let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
+        let fresh = Self::serve_on(dir, listener.expect("port free again"), "");
+        let old = std::mem::replace(self, fresh);
+        drop(old);
+    }
+
+    /// The handle that stops this server when sent to (or dropped).
+    pub fn take_shutdown(&mut self) -> Option<tokio::sync::oneshot::Sender<()>> {
+        self.shutdown.take()
+    }
+
+    /// Object rows received through merge_items so far.
+    pub fn items_received(&self) -> u64 {
+        self.state.rpc.counters.items_received.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// REPLICATE ops of one kind served so far.
+    pub fn ops(&self, name: &str) -> u64 {
+        self.state
+            .rpc
+            .counters
+            .snapshot()
+            .into_iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v)
+            .unwrap_or(0)
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -150,4 +200,93 @@ pub async fn replicate(
         .unwrap();
     let status = r.status().as_u16();
     (status, r.bytes().await.unwrap().to_vec())
+}
+
+/// N single-device nodes (device `sd<i>`, servers on loopback ports), a ring
+/// over them written by rowsync, and per-node replicators.
+pub struct Cluster {
+    pub nodes: Vec<TestNode>,
+    pub swift_dir: tempfile::TempDir,
+    pub ring: rowsync::ring::Ring,
+}
+
+impl Cluster {
+    pub async fn start(n: usize, replicas: usize, part_power: u32) -> Cluster {
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            nodes.push(TestNode::start(&[&format!("sd{i}")]).await);
+        }
+        let devs: Vec<rowsync::ring::Device> = nodes
+            .iter()
+            .enumerate()
+            .map(|(i, node)| {
+                let mut d = rowsync::ring::dev_cluster_devices(1, "127.0.0.1", node.addr.port(), 1)
+                    .unwrap()
+                    .remove(0);
+                d.device = format!("sd{i}");
+                d.zone = i as i64 + 1;
+                d
+            })
+            .collect();
+        let ring = rowsync::ring::build_ring(devs, replicas, part_power).unwrap();
+        let swift_dir = tempfile::tempdir().unwrap();
+        rowsync::ring::write_v1(&ring, swift_dir.path().join("container.ring.gz")).unwrap();
+        std::fs::write(swift_dir.path().join("swift.conf"), SWIFT_CONF).unwrap();
+        Cluster { nodes, swift_dir, ring }
+    }
+
+    /// The replicator config text for node `i` (`extra` goes into
+    /// `[container-replicator]`).
+    pub fn replicator_conf(&self, i: usize, extra: &str) -> String {
+        format!(
+            "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
+             swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\ndb_transfer = http\n\
+             databases_per_second = 0\nnode_timeout = 10\n{extra}\n",
+            self.nodes[i].devices.display(),
+            self.nodes[i].addr.port(),
+            self.swift_dir.path().display(),
+            self.nodes[i].dir.path().display(),
+        )
+    }
+
+    pub fn replicator(&self, i: usize, extra: &str) -> rowsync::replication::daemon::Replicator {
+        let conf = rowsync::config::ReplicatorConf::from_str(&self.replicator_conf(i, extra)).unwrap();
+        let swift = SwiftConf::from_str(SWIFT_CONF).unwrap();
+        let ring = rowsync::ring::RingHandle::open(self.swift_dir.path().join("container.ring.gz")).unwrap();
+        rowsync::replication::daemon::Replicator::new(conf, &swift, ring)
+    }
+
+    pub fn part(&self, account: &str, container: &str) -> u32 {
+        self.ring.get_part(&hash_conf(), account, Some(container), None).unwrap()
+    }
+
+    /// Node indexes of the partition's primaries, in ring order.
+    pub fn primaries(&self, part: u32) -> Vec<usize> {
+        self.ring.primary_ids(part).into_iter().map(|id| id as usize).collect()
+    }
+
+    pub fn db_path(&self, i: usize, account: &str, container: &str) -> PathBuf {
+        self.nodes[i].db_path(&format!("sd{i}"), self.part(account, container), account, container)
+    }
+
+    pub fn create_db(&self, i: usize, account: &str, container: &str) -> ContainerBroker {
+        create_db_at(&self.db_path(i, account, container), account, container)
+    }
+
+    pub fn open_db(&self, i: usize, account: &str, container: &str) -> Option<ContainerBroker> {
+        let p = self.db_path(i, account, container);
+        p.exists().then(|| ContainerBroker::open(p).unwrap())
+    }
+}
+
+/// Sorted (name, created_at, size, content_type, etag, deleted) of every row.
+pub fn all_rows(b: &ContainerBroker) -> Vec<(String, String, i64, String, String, i64)> {
+    let mut v: Vec<_> = b
+        .get_items_since(-1, 10_000_000)
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.name, r.created_at, r.size, r.content_type, r.etag, r.deleted))
+        .collect();
+    v.sort();
+    v
 }

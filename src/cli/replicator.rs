@@ -1,0 +1,75 @@
+//! `rowsync replicator`: the container replicator daemon.
+
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use crate::config::{ReplicatorConf, SwiftConf};
+use crate::replication::daemon::{PassFilter, Replicator};
+use crate::ring::RingHandle;
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    rowsync replicator --config /etc/swift/container-server.conf\n  \
+    rowsync replicator --config /etc/swift/container-server.conf --once --devices sdb1 --partitions 12,40")]
+pub struct ReplicatorArgs {
+    /// container-server.conf ([DEFAULT] and [container-replicator]).
+    #[arg(long, short = 'c')]
+    pub config: PathBuf,
+    /// swift.conf (default: <swift_dir>/swift.conf).
+    #[arg(long)]
+    pub swift_conf: Option<PathBuf>,
+    /// Run one pass and exit.
+    #[arg(long)]
+    pub once: bool,
+    /// Only these devices (comma-separated; with --once).
+    #[arg(long, value_delimiter = ',')]
+    pub devices: Vec<String>,
+    /// Only these partitions (comma-separated; with --once).
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Vec<u32>,
+}
+
+pub fn run(args: ReplicatorArgs) -> anyhow::Result<()> {
+    let conf = ReplicatorConf::from_file(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    super::init_logging(&conf.log_level);
+    for w in &conf.warnings {
+        tracing::warn!("{w}");
+    }
+    let swift_path = args
+        .swift_conf
+        .unwrap_or_else(|| conf.swift_dir.join("swift.conf"));
+    let swift = SwiftConf::from_file(&swift_path)
+        .with_context(|| format!("reading {}", swift_path.display()))?;
+    let ring_path = conf.ring_path();
+    let ring = RingHandle::open(&ring_path)
+        .with_context(|| format!("loading ring {}", ring_path.display()))?;
+    let filter = PassFilter {
+        devices: (args.once && !args.devices.is_empty())
+            .then(|| args.devices.iter().cloned().collect::<BTreeSet<_>>()),
+        partitions: (args.once && !args.partitions.is_empty())
+            .then(|| args.partitions.iter().copied().collect::<BTreeSet<_>>()),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let replicator = Replicator::new(conf, &swift, ring);
+    rt.block_on(async move {
+        if args.once {
+            tokio::select! {
+                _ = replicator.run_once(&filter) => {}
+                _ = crate::server::shutdown_signal() => tracing::info!("interrupted"),
+            }
+        } else {
+            replicator
+                .run_forever(&filter, crate::server::shutdown_signal())
+                .await;
+            tracing::info!("replicator stopped");
+        }
+    });
+    Ok(())
+}

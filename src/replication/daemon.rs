@@ -1,0 +1,521 @@
+//! The replicator daemon: a pass over every local container DB (Swift's
+//! `run_once`), per-DB processing (`_replicate_object`), handoff and
+//! misplaced-DB clean-up, stats and the recon cache.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::Semaphore;
+
+use super::client::{node_name, ReplClient};
+use super::local::{is_local_device, whataremyips};
+use super::sender::{repl_to_node, LocalDb, ReplError, SenderCtx};
+use super::stats::Stats;
+use super::{recon, rsync, walk};
+use crate::config::{ReplicatorConf, SwiftConf};
+use crate::db::files::{self, hash_of};
+use crate::db::{ContainerBroker, DbError, ReplicationInfo};
+use crate::replication::rpc::check_drive;
+use crate::ring::{Device, MoreNodes, Ring, RingHandle};
+use crate::swift::HashPathConfig;
+
+/// Limits a pass to some devices / partitions (`--devices`, `--partitions`).
+#[derive(Debug, Clone, Default)]
+pub struct PassFilter {
+    pub devices: Option<BTreeSet<String>>,
+    pub partitions: Option<BTreeSet<u32>>,
+}
+
+/// The replicator.
+pub struct Replicator {
+    pub conf: Arc<ReplicatorConf>,
+    pub ring: RingHandle,
+    pub hash_conf: HashPathConfig,
+    pub client: ReplClient,
+    pub multiple_policies: bool,
+    /// `handoff_delete` after the replica-count check.
+    handoff_delete: usize,
+    /// The stats of the last finished pass.
+    pub last_stats: Mutex<Option<Stats>>,
+}
+
+fn now_f64() -> f64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0)
+}
+
+/// What one DB's replication did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DbOutcome {
+    pub success: bool,
+    pub responses: Vec<bool>,
+}
+
+impl Replicator {
+    pub fn new(conf: ReplicatorConf, swift: &SwiftConf, ring: RingHandle) -> Self {
+        let replicas = ring.ring().replica_count();
+        let mut handoff_delete = conf.handoff_delete as usize;
+        if handoff_delete > 0 && handoff_delete as f64 >= replicas {
+            tracing::warn!(
+                "handoff_delete={handoff_delete} is too high to have an effect on a ring with \
+                 replica count {replicas}. Disabling."
+            );
+            handoff_delete = 0;
+        }
+        Replicator {
+            conf: Arc::new(conf),
+            ring,
+            hash_conf: swift.hash_path_config(),
+            client: ReplClient::new(),
+            multiple_policies: swift.policy_count() > 1,
+            handoff_delete,
+            last_stats: Mutex::new(None),
+        }
+    }
+
+    /// One replication pass. Returns its stats.
+    pub async fn run_once(&self, filter: &PassFilter) -> Stats {
+        let start = now_f64();
+        let stats = Arc::new(Mutex::new(Stats::new(start)));
+        let ctx = SenderCtx {
+            conf: self.conf.clone(),
+            client: self.client.clone(),
+            stats: stats.clone(),
+            multiple_policies: self.multiple_policies,
+            devices: self.conf.devices.clone(),
+        };
+        if let Err(e) = self.ring.reload_if_changed() {
+            tracing::warn!("ring reload failed, keeping the loaded ring: {e}");
+        }
+        let ring = self.ring.ring();
+        let ips: Vec<IpAddr> = whataremyips(&self.conf.bind_ip);
+        if ips.is_empty() {
+            tracing::error!("ERROR Failed to get my own IPs?");
+            return self.finish(stats, start);
+        }
+        if self.conf.handoffs_only || self.handoff_delete > 0 {
+            tracing::warn!(
+                "Starting replication pass with handoffs_only and/or handoffs_delete enabled. \
+                 These modes are not intended for normal operation; use these options with care."
+            );
+        }
+        let mut dirs: Vec<(PathBuf, u32, walk::PartitionFilter)> = Vec::new();
+        let mut found_local = false;
+        let reclaim_before = SystemTime::now()
+            .checked_sub(Duration::from_secs_f64(self.conf.reclaim_age.max(0.0)))
+            .unwrap_or(SystemTime::UNIX_EPOCH);
+        for dev in ring.devs().iter().flatten() {
+            if !is_local_device(&ips, Some(self.conf.bind_port), &dev.replication_ip, dev.replication_port) {
+                continue;
+            }
+            found_local = true;
+            let Some(dev_path) = check_drive(&self.conf.devices, &dev.device, self.conf.mount_check) else {
+                tracing::warn!("Skipping: {} is not mounted", dev.device);
+                let mut s = lock(&stats);
+                for d in ring.devs().iter().flatten() {
+                    s.add_failure(&d.replication_ip, &d.device);
+                }
+                continue;
+            };
+            if let Some(only) = &filter.devices {
+                if !only.contains(&dev.device) {
+                    tracing::debug!("Skipping device {} due to given arguments", dev.device);
+                    continue;
+                }
+            }
+            let tmp = dev_path.join("tmp");
+            let removed = rsync::reclaim_device_tmp(&tmp, reclaim_before);
+            if removed > 0 {
+                tracing::info!(dir = %tmp.display(), removed, "reclaimed old tmp files");
+            }
+            let datadir = dev_path.join(files::CONTAINER_DATADIR);
+            if datadir.is_dir() {
+                let ring2 = ring.clone();
+                let dev_id = dev.id;
+                let handoffs_only = self.conf.handoffs_only;
+                let parts = filter.partitions.clone();
+                let filt: walk::PartitionFilter = Box::new(move |p: &str| {
+                    let Ok(part) = p.parse::<u32>() else { return false };
+                    if handoffs_only && ring2.primary_ids(part).contains(&dev_id) {
+                        return false;
+                    }
+                    parts.as_ref().is_none_or(|ps| ps.contains(&part))
+                });
+                dirs.push((datadir, dev.id, filt));
+            }
+        }
+        if !found_local {
+            let ips_text: Vec<String> = ips.iter().map(|i| i.to_string()).collect();
+            tracing::error!(
+                "Can't find itself {} with port {} in ring file, not replicating",
+                ips_text.join(", "),
+                self.conf.bind_port
+            );
+        }
+        tracing::info!("Beginning replication run");
+        let sem = Arc::new(Semaphore::new(self.conf.concurrency.max(1)));
+        let mut tasks = tokio::task::JoinSet::new();
+        let rate = self.conf.databases_per_second;
+        let pass_start = Instant::now();
+        let mut walker = walk::roundrobin_datadirs(dirs);
+        let mut n: u64 = 0;
+        loop {
+            let next = tokio::task::block_in_place(|| walker.next());
+            let Some((part, db_file, node_id)) = next else { break };
+            if rate > 0.0 {
+                let due = Duration::from_secs_f64(n as f64 / rate);
+                let elapsed = pass_start.elapsed();
+                if due > elapsed {
+                    tokio::time::sleep(due - elapsed).await;
+                }
+            }
+            n += 1;
+            let Ok(permit) = sem.clone().acquire_owned().await else { break };
+            let this = self.clone_parts(ring.clone(), ctx.clone());
+            tasks.spawn(async move {
+                let _permit = permit;
+                this.replicate_db(&part, &db_file, node_id).await
+            });
+            while let Some(r) = tasks.try_join_next() {
+                if let Err(e) = r {
+                    tracing::error!("ERROR replication task failed: {e}");
+                }
+            }
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!("ERROR replication task failed: {e}");
+            }
+        }
+        tracing::info!("Replication run OVER");
+        if self.conf.handoffs_only || self.handoff_delete > 0 {
+            tracing::warn!(
+                "Finished replication pass with handoffs_only and/or handoffs_delete enabled. \
+                 If these are no longer required, disable them."
+            );
+        }
+        self.finish(stats, start)
+    }
+
+    fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob {
+        DbJob {
+            ring,
+            ctx,
+            hash_conf: self.hash_conf.clone(),
+            handoff_delete: self.handoff_delete,
+        }
+    }
+
+    /// Logs the end-of-pass lines and writes the recon cache.
+    fn finish(&self, stats: Arc<Mutex<Stats>>, start: f64) -> Stats {
+        let s = lock(&stats).clone();
+        let now = now_f64();
+        for line in s.report_lines(now) {
+            tracing::info!("{line}");
+        }
+        let cache = self.conf.recon_cache_path.join("container.recon");
+        let update = recon::replication_recon_update(&s, now - start, now);
+        if let Err(e) = recon::dump_recon_cache(&cache, &update) {
+            tracing::error!(file = %cache.display(), "ERROR writing recon cache: {e}");
+        }
+        *lock(&self.last_stats) = Some(s.clone());
+        s
+    }
+
+    /// Passes until `shutdown` resolves: a random initial delay up to
+    /// `interval`, then a pass every `interval` seconds.
+    pub async fn run_forever(&self, filter: &PassFilter, shutdown: impl std::future::Future<Output = ()>) {
+        tokio::pin!(shutdown);
+        let interval = Duration::from_secs_f64(self.conf.interval.max(0.0));
+        let first = interval.mul_f64(rand::random::<f64>());
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tokio::time::sleep(first) => {}
+        }
+        loop {
+            let begin = Instant::now();
+            tokio::select! {
+                _ = &mut shutdown => return,
+                _ = self.run_once(filter) => {}
+            }
+            let elapsed = begin.elapsed();
+            if elapsed < interval {
+                tokio::select! {
+                    _ = &mut shutdown => return,
+                    _ = tokio::time::sleep(interval - elapsed) => {}
+                }
+            }
+        }
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    match m.lock() {
+        Ok(g) => g,
+        Err(p) => p.into_inner(),
+    }
+}
+
+/// What a spawned per-DB task owns.
+struct DbJob {
+    ring: Arc<Ring>,
+    ctx: SenderCtx,
+    hash_conf: HashPathConfig,
+    handoff_delete: usize,
+}
+
+impl DbJob {
+    fn fail_all(&self, nodes: &[Device]) {
+        self.ctx.stat(|s| {
+            for n in nodes {
+                s.add_failure(&n.replication_ip, &n.device);
+            }
+        });
+    }
+
+    /// Swift's `_replicate_object`.
+    async fn replicate_db(&self, partition: &str, db_file: &Path, node_id: u32) -> DbOutcome {
+        let conf = &self.ctx.conf;
+        let now = now_f64();
+        self.ctx.stat(|s| s.attempted += 1);
+        tracing::debug!(db = %db_file.display(), "Replicating db");
+        let mut part: u32 = partition.parse().unwrap_or(0);
+        let primaries = |p: u32| -> Vec<Device> {
+            self.ring.get_part_nodes(p).into_iter().map(|n| n.device).collect()
+        };
+        let Some(hash) = hash_of(db_file) else {
+            return DbOutcome { success: false, responses: vec![] };
+        };
+        let device = files::device_path_of(db_file)
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        // Open, reclaim, read info.
+        let opened = tokio::task::block_in_place(|| -> Result<(ContainerBroker, ReplicationInfo), DbError> {
+            let mut b = ContainerBroker::open(db_file)?;
+            b.set_pending_timeout(Duration::from_secs(30));
+            if let Some(dir) = db_file.parent() {
+                let before = SystemTime::now()
+                    .checked_sub(Duration::from_secs_f64(conf.reclaim_age.max(0.0)))
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                rsync::reclaim_tmp_files(dir, before);
+            }
+            b.reclaim(now - conf.reclaim_age, now - 2.0 * conf.reclaim_age)?;
+            let info = b.get_replication_info()?;
+            Ok((b, info))
+        });
+        let (broker, info) = match opened {
+            Ok(x) => x,
+            Err(e) => {
+                if e.is_corrupt() {
+                    tracing::error!(db = %db_file.display(), "Quarantining DB: {e}");
+                    if let Err(q) = files::quarantine(db_file) {
+                        tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
+                    }
+                } else {
+                    tracing::error!(db = %db_file.display(), "ERROR reading db: {e}");
+                }
+                self.fail_all(&primaries(part));
+                return DbOutcome { success: false, responses: vec![] };
+            }
+        };
+        let mut shouldbehere = true;
+        match self.hash_conf.hash_path_raw(&info.account, Some(&info.container), None) {
+            Ok(digest) => {
+                let bpart = self.ring.part_of_digest(&digest);
+                if bpart != part {
+                    tracing::error!(
+                        db = %db_file.display(),
+                        "Found db that should be on partition {bpart}; will replicate out and remove"
+                    );
+                    part = bpart;
+                    shouldbehere = false;
+                }
+            }
+            Err(e) => tracing::error!(db = %db_file.display(), "bad account/container: {e}"),
+        }
+        let reclaimable = tokio::task::block_in_place(|| broker.is_reclaimable(now, conf.reclaim_age));
+        if matches!(reclaimable, Ok(true)) {
+            if report_up_to_date(&info) {
+                tokio::task::block_in_place(|| self.delete_db(db_file));
+            }
+            return DbOutcome { success: true, responses: vec![] };
+        }
+        let nodes = primaries(part);
+        let local_dev: Option<Device> = nodes
+            .iter()
+            .find(|n| n.id == node_id)
+            .cloned()
+            .or_else(|| self.ring.get_more_nodes(part).map(|n| n.device).find(|d| d.id == node_id));
+        if shouldbehere {
+            shouldbehere = nodes.iter().any(|n| n.id == node_id);
+        }
+        let mut repl_nodes: Vec<Device> = if nodes.len() > 1 {
+            let i = nodes.iter().position(|n| n.id == node_id).unwrap_or(nodes.len());
+            nodes[(i + 1).min(nodes.len())..]
+                .iter()
+                .chain(nodes[..i].iter())
+                .cloned()
+                .collect()
+        } else {
+            nodes.clone()
+        };
+        let mut more_nodes = MoreNodes::new(self.ring.clone(), part);
+        let db = LocalDb::new(broker, hash.clone(), device);
+        let mut responses: Vec<bool> = Vec::new();
+        let mut failures: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut i = 0;
+        // Bounded: each 507 adds at most one node, and handoffs run out.
+        while i < repl_nodes.len() {
+            let node = repl_nodes[i].clone();
+            i += 1;
+            let different_region = local_dev.as_ref().is_some_and(|l| l.region != node.region);
+            let success = match repl_to_node(&self.ctx, &db, &info, &node, part, different_region).await {
+                Ok(ok) => ok,
+                Err(ReplError::DriveNotMounted(peer)) => {
+                    match more_nodes.next() {
+                        Some(n) => repl_nodes.push(n.device),
+                        None => tracing::error!(
+                            db = %db_file.display(),
+                            "ERROR There are not enough handoff nodes to reach replica count for partition {part}"
+                        ),
+                    }
+                    tracing::error!(db = %db_file.display(), "ERROR Remote drive not mounted {peer}");
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(db = %db_file.display(), peer = %node_name(&node), "ERROR syncing with {}: {e}", node_name(&node));
+                    false
+                }
+            };
+            if !success {
+                failures.insert((node.replication_ip.clone(), node.device.clone()));
+            }
+            responses.push(success);
+        }
+        if !shouldbehere && !self.cleanup_post_replicate(&db, &info, &responses) {
+            for n in &repl_nodes {
+                failures.insert((n.replication_ip.clone(), n.device.clone()));
+            }
+        }
+        let targets: BTreeSet<(String, String)> = repl_nodes
+            .iter()
+            .map(|n| (n.replication_ip.clone(), n.device.clone()))
+            .collect();
+        let ok_count = targets.difference(&failures).count() as u64;
+        self.ctx.stat(|s| {
+            s.success += ok_count;
+            for (ip, dev) in &failures {
+                s.add_failure(ip, dev);
+            }
+        });
+        if shouldbehere {
+            responses.push(true);
+        }
+        DbOutcome {
+            success: responses.iter().all(|r| *r),
+            responses,
+        }
+    }
+
+    /// Removes a handoff / misplaced DB once its peers have it (Swift's
+    /// `cleanup_post_replicate`). False only when a delete failed.
+    fn cleanup_post_replicate(&self, db: &LocalDb, orig: &ReplicationInfo, responses: &[bool]) -> bool {
+        let path = db.path.clone();
+        let state = db.call(|b| -> Result<(bool, i64), DbError> {
+            let sharding = b.db_state()? == "sharding" || (b.db_state()? == "unsharded" && b.sharding_initiated()?);
+            Ok((sharding, b.get_max_row()?))
+        });
+        let (sharding_required, max_row) = match state {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(db = %path.display(), "Not deleting db ({e})");
+                return true;
+            }
+        };
+        if sharding_required {
+            tracing::debug!(db = %path.display(), "Not deleting db (requires sharding)");
+            return true;
+        }
+        let delta = max_row - orig.max_row;
+        if delta < 0 {
+            tracing::error!(db = %path.display(), "Not deleting db (negative max_row_delta: {delta})");
+            return true;
+        }
+        if delta > 0 {
+            tracing::debug!(db = %path.display(), "Not deleting db ({delta} new rows)");
+            return true;
+        }
+        let ok = responses.iter().filter(|r| **r).count();
+        let delete = if self.handoff_delete > 0 {
+            ok >= self.handoff_delete
+        } else {
+            !responses.is_empty() && ok == responses.len()
+        };
+        if !delete {
+            tracing::debug!(db = %path.display(), "Not deleting db ({ok}/{} success)", responses.len());
+            return true;
+        }
+        let deleted = tokio::task::block_in_place(|| self.delete_db(&path));
+        if deleted {
+            tracing::info!(db = %path.display(), "Successfully deleted db");
+        } else {
+            tracing::error!(db = %path.display(), "Failed to delete db");
+        }
+        deleted
+    }
+
+    /// Removes the DB's hash dir (under its lock), then the suffix and
+    /// partition dirs when empty (Swift's `delete_db`).
+    fn delete_db(&self, db_file: &Path) -> bool {
+        let Some(hash_dir) = db_file.parent() else { return false };
+        let suffix_dir = hash_dir.parent().map(Path::to_path_buf);
+        match crate::db::lock::lock_dir(hash_dir, Duration::from_secs(10)) {
+            Ok(_lock) => {
+                let _ = std::fs::remove_dir_all(hash_dir);
+            }
+            Err(e) => {
+                tracing::error!(db = %db_file.display(), "ERROR locking for delete: {e}");
+                return false;
+            }
+        }
+        self.ctx.stat(|s| s.remove += 1);
+        let Some(suffix_dir) = suffix_dir else { return true };
+        let part_dir = suffix_dir.parent().map(Path::to_path_buf);
+        for dir in [Some(suffix_dir), part_dir].into_iter().flatten() {
+            match std::fs::remove_dir(&dir) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) || e.raw_os_error() == Some(libc::EEXIST) => break,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => {
+                    tracing::error!("ERROR while trying to clean up {}: {e}", dir.display());
+                    return false;
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Container: every `reported_*` equals its live value.
+pub fn report_up_to_date(info: &ReplicationInfo) -> bool {
+    info.reported_put_timestamp == info.put_timestamp
+        && info.reported_delete_timestamp == info.delete_timestamp
+        && info.reported_bytes_used == info.bytes_used
+        && info.reported_object_count == info.count
+}
+
+/// A map from device id to device of this node's local devices (for tools).
+pub fn local_devices(ring: &Ring, bind_ip: &str, bind_port: u16) -> HashMap<u32, Device> {
+    let ips = whataremyips(bind_ip);
+    ring.devs()
+        .iter()
+        .flatten()
+        .filter(|d| is_local_device(&ips, Some(bind_port), &d.replication_ip, d.replication_port))
+        .map(|d| (d.id, d.clone()))
+        .collect()
+}

@@ -1,0 +1,505 @@
+//! The sending side: replicate one local DB to one peer (Swift's
+//! `_repl_to_node`), following Swift's decision tree with these
+//! wire-compatible improvements (see the README's compatibility section):
+//!
+//! - progress is recorded per acknowledged batch (`outgoing_sync` moves to
+//!   each batch's last ROWID), so a capped pass resumes where it stopped even
+//!   against a receiver that does not advance its own point;
+//! - a completed usync records `max(point, max_row)`, so a sync point never
+//!   sticks below `max_row` when the highest rows were deleted;
+//! - the whole-DB path is chosen from the sync point (rows the peer lacks),
+//!   not from comparing the two DBs' unrelated ROWID high-water marks alone,
+//!   and its deadline is at least `node_timeout`;
+//! - whole DBs are shipped from a consistent snapshot;
+//! - the sync table sent with `merge_syncs` leaves out the receiver's own id.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use super::client::{node_name, ClientError, ReplClient, ReplResponse};
+use super::policy::{incorrect_policy_index, PolicyInfo};
+use super::stats::Stats;
+use super::transfer;
+use super::wire::{ReplicateOp, SyncArgs};
+use crate::config::{DbTransfer, ReplicatorConf};
+use crate::db::container::parse_metadata;
+use crate::db::shard::ShardRange;
+use crate::db::{ContainerBroker, DbError, ReplicationInfo, SyncPoint};
+use crate::ring::Device;
+use crate::swift::Timestamp;
+
+/// A local DB shared by the async tasks that replicate it. SQLite calls run
+/// on the current worker with `block_in_place`.
+#[derive(Debug)]
+pub struct LocalDb {
+    broker: Mutex<ContainerBroker>,
+    pub path: PathBuf,
+    /// The DB hash (file name without `_<epoch>` and `.db`).
+    pub hash: String,
+    /// The local device the DB lives on.
+    pub device: String,
+}
+
+impl LocalDb {
+    pub fn new(broker: ContainerBroker, hash: String, device: String) -> Self {
+        LocalDb {
+            path: broker.db_file().to_path_buf(),
+            broker: Mutex::new(broker),
+            hash,
+            device,
+        }
+    }
+
+    /// Runs `f` on the broker (blocking SQLite work off the async path).
+    pub fn call<R>(&self, f: impl FnOnce(&ContainerBroker) -> R) -> R {
+        tokio::task::block_in_place(|| {
+            let guard = match self.broker.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            f(&guard)
+        })
+    }
+}
+
+/// Why a peer attempt failed in a way the caller must act on.
+#[derive(Debug, thiserror::Error)]
+pub enum ReplError {
+    /// The peer answered 507: try a handoff in its place.
+    #[error("Remote drive not mounted {0}")]
+    DriveNotMounted(String),
+    #[error("local DB error: {0}")]
+    Db(#[from] DbError),
+}
+
+/// What the sender needs besides the DB.
+#[derive(Debug, Clone)]
+pub struct SenderCtx {
+    pub conf: Arc<ReplicatorConf>,
+    pub client: ReplClient,
+    pub stats: Arc<Mutex<Stats>>,
+    /// More than one storage policy: `sync` carries the policy arguments.
+    pub multiple_policies: bool,
+    /// The devices root (for snapshots in `<dev>/tmp`).
+    pub devices: PathBuf,
+}
+
+impl SenderCtx {
+    fn node_timeout(&self) -> Duration {
+        Duration::from_secs_f64(self.conf.node_timeout.max(0.001))
+    }
+
+    pub fn stat(&self, f: impl FnOnce(&mut Stats)) {
+        let mut s = match self.stats.lock() {
+            Ok(s) => s,
+            Err(p) => p.into_inner(),
+        };
+        f(&mut s);
+    }
+}
+
+fn sync_args(info: &ReplicationInfo, multiple_policies: bool) -> SyncArgs {
+    SyncArgs {
+        max_row: info.max_row,
+        hash: info.hash.clone(),
+        id: info.id.clone(),
+        created_at: info.created_at.clone(),
+        put_timestamp: info.put_timestamp.clone(),
+        delete_timestamp: info.delete_timestamp.clone(),
+        metadata: info.metadata.clone(),
+        policy: multiple_policies.then(|| {
+            (
+                info.status_changed_at.clone(),
+                info.count,
+                info.storage_policy_index,
+            )
+        }),
+    }
+}
+
+/// The peer's `sync` answer, read leniently (a Python peer's JSON).
+fn parse_remote_info(body: &[u8]) -> Option<(ReplicationInfo, Value)> {
+    let v: Value = serde_json::from_slice(body).ok()?;
+    let info: ReplicationInfo = serde_json::from_value(v.clone()).ok()?;
+    Some((info, v))
+}
+
+/// Replicates `db` to `node`. `Ok(true)` when the peer is now at least as
+/// up to date as we were when we started.
+pub async fn repl_to_node(
+    ctx: &SenderCtx,
+    db: &LocalDb,
+    info: &ReplicationInfo,
+    node: &Device,
+    partition: u32,
+    different_region: bool,
+) -> Result<bool, ReplError> {
+    let peer = node_name(node);
+    let timeout = ctx.node_timeout();
+    let op = ReplicateOp::Sync(sync_args(info, ctx.multiple_policies));
+    let resp = match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::error!(db = %db.path.display(), %peer, "ERROR reading HTTP response from {peer}: {e}");
+            return Ok(false);
+        }
+    };
+    match resp.status {
+        404 => {
+            ctx.stat(|s| s.rsync += 1);
+            tracing::info!(db = %db.path.display(), %peer, "peer has no replica: shipping the whole DB");
+            return Ok(ship_db(ctx, db, info, node, partition, "complete_rsync", timeout, different_region).await);
+        }
+        507 => return Err(ReplError::DriveNotMounted(peer)),
+        s if !(200..300).contains(&s) => {
+            tracing::error!(db = %db.path.display(), %peer, status = s, "ERROR bad sync response");
+            return Ok(false);
+        }
+        _ => {}
+    }
+    let Some((rinfo, raw)) = parse_remote_info(&resp.body) else {
+        tracing::error!(db = %db.path.display(), %peer, "ERROR unreadable sync response");
+        return Ok(false);
+    };
+    // Storage policy, DB timestamps and shard ranges flow back to us.
+    let remote_policy = raw
+        .get("storage_policy_index")
+        .and_then(Value::as_i64)
+        .map(|spi| PolicyInfo {
+            storage_policy_index: spi,
+            ..PolicyInfo::from(&rinfo)
+        });
+    if let Some(rp) = remote_policy {
+        if incorrect_policy_index(&PolicyInfo::from(info), &rp) {
+            let now = Timestamp::now().internal();
+            db.call(|b| b.set_storage_policy_index(rp.storage_policy_index, Some(&now)))?;
+        }
+    }
+    if info.created_at != rinfo.created_at
+        || info.put_timestamp != rinfo.put_timestamp
+        || info.delete_timestamp != rinfo.delete_timestamp
+    {
+        db.call(|b| b.merge_timestamps(&rinfo.created_at, &rinfo.put_timestamp, &rinfo.delete_timestamp))?;
+    }
+    let has_shard_key = raw.get("shard_max_row").is_some();
+    if rinfo.shard_max_row.unwrap_or(-1) >= 0 {
+        fetch_shard_ranges(ctx, db, node, partition).await?;
+    }
+    let local_sync = db.call(|b| b.get_sync(&rinfo.id, false))?;
+    if !rinfo.metadata.is_empty() {
+        match parse_metadata(&rinfo.metadata) {
+            Ok(md) if !md.is_empty() => {
+                let valid: serde_json::Map<String, Value> = md
+                    .into_iter()
+                    .filter(|(_, v)| matches!(v, Value::Array(a) if a.len() == 2 && a[1].is_string()))
+                    .collect();
+                db.call(|b| b.update_metadata(&valid))?;
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(%peer, "unreadable remote metadata: {e}"),
+        }
+    }
+    let mut shard_ok = true;
+    if has_shard_key {
+        let ranges: Vec<ShardRange> = db.call(|b| b.get_all_shard_ranges())?;
+        if !ranges.is_empty() {
+            let op = ReplicateOp::MergeShardRanges {
+                ranges,
+                source: Some(info.id.clone()),
+            };
+            match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+                Ok(r) if r.is_success() => {}
+                Ok(r) => {
+                    tracing::error!(%peer, "Bad response {} from {peer} to merge_shard_ranges", r.status);
+                    shard_ok = false;
+                }
+                Err(e) => {
+                    tracing::error!(%peer, "merge_shard_ranges failed: {e}");
+                    shard_ok = false;
+                }
+            }
+        }
+    } else {
+        tracing::warn!(%peer, "unable to replicate shard ranges to peer {peer}; peer may need upgrading");
+        shard_ok = false;
+    }
+    if db.call(|b| b.sharding_initiated())? {
+        ctx.stat(|s| s.deferred += 1);
+        return Ok(shard_ok);
+    }
+    let rows_ok = choose_mode(ctx, db, info, &rinfo, local_sync, node, partition, different_region).await?;
+    Ok(rows_ok && shard_ok)
+}
+
+async fn fetch_shard_ranges(ctx: &SenderCtx, db: &LocalDb, node: &Device, partition: u32) -> Result<(), ReplError> {
+    let op = ReplicateOp::GetShardRanges;
+    match ctx
+        .client
+        .replicate(node, partition, &db.hash, &op, ctx.node_timeout())
+        .await
+    {
+        Ok(r) if r.is_success() => match serde_json::from_slice::<Vec<ShardRange>>(&r.body) {
+            Ok(ranges) => {
+                db.call(|b| {
+                    let ranges = super::rpc::filter_own_shard_range(b, ranges)?;
+                    b.merge_shard_ranges(ranges)
+                })?;
+            }
+            Err(e) => tracing::warn!(peer = %node_name(node), "unreadable shard ranges: {e}"),
+        },
+        Ok(r) => tracing::warn!(peer = %node_name(node), status = r.status, "get_shard_ranges failed"),
+        Err(e) => tracing::warn!(peer = %node_name(node), "get_shard_ranges failed: {e}"),
+    }
+    Ok(())
+}
+
+/// Picks no_change / hashmatch / whole DB / usync.
+#[allow(clippy::too_many_arguments)]
+async fn choose_mode(
+    ctx: &SenderCtx,
+    db: &LocalDb,
+    info: &ReplicationInfo,
+    rinfo: &ReplicationInfo,
+    local_sync: i64,
+    node: &Device,
+    partition: u32,
+    different_region: bool,
+) -> Result<bool, ReplError> {
+    let peer = node_name(node);
+    let rpoint = rinfo.point.unwrap_or(-1);
+    let point = rpoint.max(local_sync);
+    if point >= info.max_row {
+        ctx.stat(|s| s.no_change += 1);
+        tracing::debug!(db = %db.path.display(), %peer, point, max_row = info.max_row, "in sync (no_change)");
+        return Ok(true);
+    }
+    if rinfo.hash == info.hash {
+        ctx.stat(|s| s.hashmatch += 1);
+        tracing::debug!(db = %db.path.display(), %peer, "in sync (hashmatch)");
+        db.call(|b| b.merge_syncs(&[SyncPoint::new(rinfo.id.clone(), rpoint.max(info.max_row))], false))?;
+        return Ok(true);
+    }
+    if wants_whole_db(info, rinfo, point, ctx.conf.per_diff as i64, ctx.conf.max_diffs as i64) {
+        ctx.stat(|s| s.remote_merge += 1);
+        tracing::info!(
+            db = %db.path.display(), %peer, point, max_row = info.max_row, remote_max_row = rinfo.max_row,
+            "peer lacks most rows: shipping the whole DB for rsync_then_merge"
+        );
+        let secs = ((info.max_row.max(0) + rinfo.max_row.max(0)) as f64 / 2000.0).max(ctx.conf.node_timeout);
+        return Ok(ship_db(
+            ctx,
+            db,
+            info,
+            node,
+            partition,
+            "rsync_then_merge",
+            Duration::from_secs_f64(secs),
+            different_region,
+        )
+        .await);
+    }
+    usync(ctx, db, info, point, &rinfo.id, node, partition).await
+}
+
+/// The whole-DB rule. Swift ships the whole DB when the peer's high-water
+/// mark is below half of ours and more than `per_diff` behind. rowsync keeps
+/// that signal but also requires the sync point to say the peer really lacks
+/// more than half of our rows (a peer that received our rows recently is not
+/// re-shipped a whole DB because of ROWID churn), and ships whole when the
+/// backlog would take more than ten capped passes.
+pub fn wants_whole_db(info: &ReplicationInfo, rinfo: &ReplicationInfo, point: i64, per_diff: i64, max_diffs: i64) -> bool {
+    let backlog = info.max_row - point;
+    if backlog <= per_diff {
+        return false;
+    }
+    let small_peer = (rinfo.max_row as f64) < 0.5 * info.max_row as f64;
+    (small_peer && backlog * 2 > info.max_row) || backlog > 10 * per_diff * max_diffs
+}
+
+/// Sends rows after `point` in `merge_items` batches, up to `max_diffs`;
+/// when done, the sync table (`merge_syncs`) and the outgoing point.
+async fn usync(
+    ctx: &SenderCtx,
+    db: &LocalDb,
+    info: &ReplicationInfo,
+    mut point: i64,
+    remote_id: &str,
+    node: &Device,
+    partition: u32,
+) -> Result<bool, ReplError> {
+    let peer = node_name(node);
+    ctx.stat(|s| s.diff += 1);
+    let start = std::time::Instant::now();
+    let per_diff = ctx.conf.per_diff.max(1);
+    let timeout = ctx.node_timeout();
+    tracing::debug!(db = %db.path.display(), %peer, point, "usyncing chunks");
+    let sync_table: Vec<SyncPoint> = db
+        .call(|b| b.get_syncs(true))?
+        .into_iter()
+        .filter(|p| p.remote_id != remote_id)
+        .collect();
+    let mut items = db.call(|b| b.get_items_since(point, per_diff))?;
+    let mut diffs = 0usize;
+    while !items.is_empty() && diffs < ctx.conf.max_diffs {
+        diffs += 1;
+        let last = items.last().and_then(|i| i.rowid).unwrap_or(point);
+        let op = ReplicateOp::MergeItems {
+            items,
+            source: Some(info.id.clone()),
+        };
+        match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+            Ok(r) if r.is_success() => {}
+            Ok(r) => {
+                tracing::error!(db = %db.path.display(), %peer, "ERROR Bad response {} from {peer}", r.status);
+                return Ok(false);
+            }
+            Err(e) => {
+                tracing::error!(db = %db.path.display(), %peer, "ERROR merge_items to {peer}: {e}");
+                return Ok(false);
+            }
+        }
+        point = last;
+        // Progress is kept per acknowledged batch.
+        db.call(|b| b.merge_syncs(&[SyncPoint::new(remote_id, point)], false))?;
+        items = db.call(|b| b.get_items_since(point, per_diff))?;
+    }
+    tracing::debug!(
+        db = %db.path.display(), %peer, point, batches = diffs,
+        "usyncing chunks finished ({:.3}s)", start.elapsed().as_secs_f64()
+    );
+    if !items.is_empty() {
+        tracing::debug!(
+            db = %db.path.display(), %peer,
+            "Synchronization has fallen more than {} rows behind; moving on and will try again next pass",
+            ctx.conf.max_diffs * per_diff
+        );
+        ctx.stat(|s| s.diff_capped += 1);
+        return Ok(false);
+    }
+    let op = ReplicateOp::MergeSyncs(sync_table);
+    match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+        Ok(r) if r.is_success() => {
+            // Every row up to max_row (as of the start) was read and
+            // acknowledged: the point can be max_row even if the top rows
+            // were deleted meanwhile.
+            let done = point.max(info.max_row);
+            db.call(|b| b.merge_syncs(&[SyncPoint::new(remote_id, done)], false))?;
+            Ok(true)
+        }
+        Ok(r) => {
+            tracing::error!(%peer, "ERROR Bad response {} from {peer} to merge_syncs", r.status);
+            Ok(false)
+        }
+        Err(e) => {
+            tracing::error!(%peer, "ERROR merge_syncs to {peer}: {e}");
+            Ok(false)
+        }
+    }
+}
+
+/// Ships a snapshot of the DB to the peer's tmp dir, then sends `op`
+/// (`complete_rsync` or `rsync_then_merge`) with the local id and DB file
+/// name. True iff everything succeeded.
+#[allow(clippy::too_many_arguments)]
+async fn ship_db(
+    ctx: &SenderCtx,
+    db: &LocalDb,
+    info: &ReplicationInfo,
+    node: &Device,
+    partition: u32,
+    op_name: &str,
+    op_timeout: Duration,
+    different_region: bool,
+) -> bool {
+    let peer = node_name(node);
+    let scratch = ctx.devices.join(&db.device).join("tmp");
+    let snap = match tokio::task::block_in_place(|| transfer::snapshot(&db.path, &scratch)) {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(db = %db.path.display(), "ERROR snapshot failed: {e}");
+            return false;
+        }
+    };
+    let shipped = match ctx.conf.db_transfer {
+        DbTransfer::Rsync => rsync_to(ctx, snap.path(), node, &info.id, different_region).await,
+        DbTransfer::Http => {
+            let big = Duration::from_secs_f64(ctx.conf.node_timeout.max(1.0) * 30.0);
+            match ctx.client.upload_db(node, &info.id, snap.path(), big).await {
+                Ok(r) if r.is_success() => true,
+                Ok(r) => {
+                    tracing::error!(%peer, "ERROR DB upload to {peer} answered {}", r.status);
+                    false
+                }
+                Err(e) => {
+                    tracing::error!(%peer, "ERROR DB upload to {peer}: {e}");
+                    false
+                }
+            }
+        }
+    };
+    drop(snap);
+    if !shipped {
+        return false;
+    }
+    let basename = db
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{}.db", db.hash));
+    let op = if op_name == "complete_rsync" {
+        ReplicateOp::CompleteRsync {
+            tmp_name: info.id.clone(),
+            db_basename: Some(basename),
+        }
+    } else {
+        ReplicateOp::RsyncThenMerge {
+            tmp_name: info.id.clone(),
+            db_basename: Some(basename),
+        }
+    };
+    let r: Result<ReplResponse, ClientError> = ctx
+        .client
+        .replicate(node, partition, &db.hash, &op, op_timeout.max(ctx.node_timeout()))
+        .await;
+    match r {
+        Ok(r) if r.is_success() => true,
+        Ok(r) => {
+            tracing::error!(%peer, "ERROR {op_name} answered {}", r.status);
+            false
+        }
+        Err(e) => {
+            tracing::error!(%peer, "ERROR {op_name}: {e}");
+            false
+        }
+    }
+}
+
+async fn rsync_to(ctx: &SenderCtx, file: &Path, node: &Device, local_id: &str, different_region: bool) -> bool {
+    let module = match ctx.conf.rsync_module_for(node) {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::error!("ERROR bad rsync_module: {e}");
+            return false;
+        }
+    };
+    let remote = super::rsync::remote_path(&module, &node.device, local_id);
+    let args = super::rsync::rsync_args(
+        ctx.conf.node_timeout,
+        ctx.conf.conn_timeout,
+        ctx.conf.rsync_compress && different_region,
+        true,
+        file,
+        &remote,
+    );
+    let limit = Duration::from_secs_f64(ctx.conf.node_timeout.max(1.0) * 60.0);
+    match super::rsync::run_rsync(&args, limit).await {
+        Ok(()) => true,
+        Err(e) => {
+            tracing::error!("ERROR rsync failed: {e}");
+            false
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! The replicator end to end: real servers on loopback ports, real DB
+//! files, each node its own devices dir, passes run in-process.
+
+mod common;
+
+use common::*;
+use rowsync::db::SyncPoint;
+use rowsync::replication::stats::Stats;
+use rowsync::replication::daemon::PassFilter;
+use rowsync::swift::merge::ObjectItem;
+
+const A: &str = "AUTH_test";
+const C: &str = "cont";
+
+async fn pass(cluster: &Cluster, i: usize, extra: &str) -> Stats {
+    cluster.replicator(i, extra).run_once(&PassFilter::default()).await
+}
+
+fn objs(range: std::ops::Range<u64>, ts_base: u64, ctype: &str) -> Vec<ObjectItem> {
+    range
+        .map(|i| obj(&format!("o{i}"), &ts(ts_base + i), ctype))
+        .collect()
+}
+
+/// The partition's primaries for `A/C`, local node first.
+fn primaries(cluster: &Cluster) -> Vec<usize> {
+    cluster.primaries(cluster.part(A, C))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_replicas_get_the_whole_db() {
+    let cluster = Cluster::start(3, 3, 4).await;
+    let p = primaries(&cluster);
+    let db = cluster.create_db(p[0], A, C);
+    db.merge_items(objs(0..50, 0, "t"), None).unwrap();
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!(s.rsync, 2, "{s:?}");
+    assert_eq!(s.success, 2);
+    assert_eq!(s.failure, 0);
+    let want = all_rows(&db);
+    let local_id = db.get_info().unwrap().id;
+    for &i in &p[1..] {
+        let peer = cluster.open_db(i, A, C).expect("shipped");
+        assert_eq!(all_rows(&peer), want);
+        let info = peer.get_replication_info().unwrap();
+        assert_ne!(info.id, local_id);
+        assert!(info.id.ends_with(&format!("-sd{i}")));
+        assert_eq!(peer.get_sync(&local_id, true).unwrap(), 50);
+    }
+    // The next pass has nothing to do.
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!((s.no_change, s.rsync, s.diff), (2, 0, 0), "{s:?}");
+    // Recon cache written with Swift's keys.
+    let recon = std::fs::read_to_string(cluster.nodes[p[0]].dir.path().join("container.recon")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(recon.lines().next().unwrap()).unwrap();
+    assert_eq!(v["replication_stats"]["no_change"], 2);
+    assert!(v["replication_time"].is_number() && v["replication_last"].is_number());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn usync_closes_a_small_gap_and_rsync_then_merge_a_large_one() {
+    let cluster = Cluster::start(2, 2, 3).await;
+    let p = primaries(&cluster);
+    let (l, r) = (p[0], p[1]);
+    // 10% gap: the peer has 90 of 100 rows.
+    let local = cluster.create_db(l, A, C);
+    let remote = cluster.create_db(r, A, C);
+    local.merge_items(objs(0..100, 0, "t"), None).unwrap();
+    remote.merge_items(objs(0..90, 0, "t"), None).unwrap();
+    let s = pass(&cluster, l, "per_diff = 100").await;
+    assert_eq!((s.diff, s.remote_merge, s.rsync), (1, 0, 0), "{s:?}");
+    assert_eq!(all_rows(&remote), all_rows(&local));
+    // A second container, 90% gap: the peer has 100 of 1000 rows.
+    let c2 = "wide";
+    let local2 = cluster.create_db(l_of(&cluster, c2), A, c2);
+    let lr = l_of(&cluster, c2);
+    let rr = cluster.primaries(cluster.part(A, c2))[1];
+    let remote2 = cluster.create_db(rr, A, c2);
+    local2.merge_items(objs(0..1000, 0, "t"), None).unwrap();
+    remote2.merge_items(objs(0..100, 0, "t"), None).unwrap();
+    remote2.merge_items(vec![obj("only-remote", &ts(5), "t")], None).unwrap();
+    let before = cluster.nodes[rr].items_received();
+    let s = pass(&cluster, lr, "per_diff = 100").await;
+    assert!(s.remote_merge >= 1, "{s:?}");
+    assert_eq!(cluster.nodes[rr].items_received(), before, "no rows sent one by one");
+    let merged = cluster.open_db(rr, A, c2).unwrap();
+    assert_eq!(all_rows(&merged).len(), 1001);
+    assert!(all_rows(&merged).iter().any(|r| r.0 == "only-remote"));
+    let local_id = local2.get_info().unwrap().id;
+    assert_eq!(merged.get_sync(&local_id, true).unwrap(), 1000);
+}
+
+/// The first primary of `A/<container>`.
+fn l_of(cluster: &Cluster, container: &str) -> usize {
+    cluster.primaries(cluster.part(A, container))[0]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_sync_passes_send_no_rows() {
+    let cluster = Cluster::start(2, 2, 3).await;
+    let p = primaries(&cluster);
+    let local = cluster.create_db(p[0], A, C);
+    let remote = cluster.create_db(p[1], A, C);
+    // Same rows made independently: hashes match though no sync point exists.
+    local.merge_items(objs(0..30, 0, "t"), None).unwrap();
+    remote.merge_items(objs(0..30, 0, "t"), None).unwrap();
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!((s.hashmatch, s.diff, s.rsync, s.remote_merge), (1, 0, 0, 0), "{s:?}");
+    assert_eq!(cluster.nodes[p[1]].items_received(), 0);
+    let rid = remote.get_info().unwrap().id;
+    assert_eq!(local.get_sync(&rid, false).unwrap(), 30);
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!((s.no_change, s.hashmatch, s.diff), (1, 0, 0), "{s:?}");
+    assert_eq!(cluster.nodes[p[1]].items_received(), 0);
+}
+
+/// The seed's scenario (Swift's test_diff_capped_sync).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_capped_far_behind_replica_converges() {
+    let cluster = Cluster::start(3, 3, 3).await;
+    let p = primaries(&cluster);
+    let local = cluster.create_db(p[0], A, C);
+    let remote = cluster.create_db(p[1], A, C);
+    local.merge_items(objs(0..50, 1, "content-type-old"), None).unwrap();
+    local.merge_items(vec![obj("o101", &ts(151), "content-type-new")], None).unwrap();
+    remote.merge_items(objs(0..100, 51, "content-type-new"), None).unwrap();
+    let conf = "per_diff = 10\nmax_diffs = 3";
+    let s1 = pass(&cluster, p[0], conf).await;
+    assert_eq!((s1.diff, s1.diff_capped), (1, 1), "{s1:?}");
+    assert_eq!(s1.rsync, 1, "the third replica got a whole copy");
+    let lid = local.get_info().unwrap().id;
+    assert_eq!(remote.get_sync(&lid, true).unwrap(), 30);
+    let s2 = pass(&cluster, p[0], conf).await;
+    assert_eq!((s2.diff, s2.diff_capped), (1, 0), "{s2:?}");
+    let rows = all_rows(&remote);
+    assert_eq!(rows.len(), 101);
+    assert!(rows.iter().all(|r| r.3 == "content-type-new"));
+    assert!(rows.iter().any(|r| r.0 == "o101"));
+    assert_eq!(remote.get_replication_info().unwrap().count, 101);
+    assert_eq!(cluster.nodes[p[1]].items_received(), 51, "each row sent once");
+}
+
+/// A 60,000-row DB whose peer already holds rows up to ROWID 30,000 (and
+/// older versions of the rest) converges in exactly three passes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn diff_capped_backlog_resumes_each_pass() {
+    let cluster = Cluster::start(2, 2, 2).await;
+    let p = primaries(&cluster);
+    let local = cluster.create_db(p[0], A, C);
+    let remote = cluster.create_db(p[1], A, C);
+    let rows: Vec<ObjectItem> = (0..60_000u64)
+        .map(|i| obj(&format!("obj-{i:06}"), &ts(1000 + i), "new"))
+        .collect();
+    for chunk in rows.chunks(10_000) {
+        local.merge_items(chunk.to_vec(), None).unwrap();
+    }
+    let older: Vec<ObjectItem> = (0..60_000u64)
+        .map(|i| {
+            let t = if i < 30_000 { ts(1000 + i) } else { ts(i % 1000) };
+            obj(&format!("obj-{i:06}"), &t, if i < 30_000 { "new" } else { "old" })
+        })
+        .collect();
+    for chunk in older.chunks(10_000) {
+        remote.merge_items(chunk.to_vec(), None).unwrap();
+    }
+    let lid = local.get_info().unwrap().id;
+    remote.merge_syncs(&[SyncPoint::new(lid.clone(), 30_000)], true).unwrap();
+    let conf = "per_diff = 1000\nmax_diffs = 10";
+    let s1 = pass(&cluster, p[0], conf).await;
+    assert_eq!((s1.diff, s1.diff_capped, s1.remote_merge), (1, 1, 0), "{s1:?}");
+    assert_eq!(cluster.nodes[p[1]].items_received(), 10_000);
+    let s2 = pass(&cluster, p[0], conf).await;
+    assert_eq!((s2.diff, s2.diff_capped), (1, 1), "{s2:?}");
+    assert_eq!(cluster.nodes[p[1]].items_received(), 20_000);
+    let s3 = pass(&cluster, p[0], conf).await;
+    assert_eq!((s3.diff, s3.diff_capped), (1, 0), "{s3:?}");
+    assert_eq!(cluster.nodes[p[1]].items_received(), 30_000, "30,000 rows in total");
+    assert_eq!(all_rows(&remote), all_rows(&local));
+    let s4 = pass(&cluster, p[0], conf).await;
+    assert_eq!((s4.no_change, s4.diff), (1, 0), "{s4:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_with_disjoint_writes_converge() {
+    let cluster = Cluster::start(3, 3, 3).await;
+    let p = primaries(&cluster);
+    let dbs: Vec<_> = p.iter().map(|&i| cluster.create_db(i, A, C)).collect();
+    for (k, db) in dbs.iter().enumerate() {
+        let rows: Vec<ObjectItem> = (0..40u64)
+            .map(|i| obj(&format!("n{k}-{i}"), &ts(i), "t"))
+            .collect();
+        db.merge_items(rows, None).unwrap();
+        db.merge_items(vec![ObjectItem::tombstone(format!("gone-{k}"), ts(50))], None).unwrap();
+    }
+    for &i in &p {
+        pass(&cluster, i, "per_diff = 25").await;
+    }
+    for &i in &p {
+        pass(&cluster, i, "per_diff = 25").await;
+    }
+    let want = all_rows(&dbs[0]);
+    assert_eq!(want.len(), 123);
+    for db in &dbs[1..] {
+        assert_eq!(all_rows(db), want);
+    }
+    let hashes: Vec<String> = dbs.iter().map(|d| d.get_replication_info().unwrap().hash).collect();
+    assert!(hashes.windows(2).all(|w| w[0] == w[1]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sync_points_travel_transitively() {
+    let cluster = Cluster::start(3, 3, 3).await;
+    let p = primaries(&cluster);
+    let (a, b, c) = (p[0], p[1], p[2]);
+    let dba = cluster.create_db(a, A, C);
+    let dbb = cluster.create_db(b, A, C);
+    let dbc = cluster.create_db(c, A, C);
+    dba.merge_items(objs(0..30, 0, "a"), None).unwrap();
+    dbb.merge_items(vec![obj("b-only", &ts(1), "b")], None).unwrap();
+    dbc.merge_items(vec![obj("c-only", &ts(1), "c")], None).unwrap();
+    // A -> B only: C is down for A's pass.
+    let mut nodes = cluster;
+    nodes.nodes[c].stop().await;
+    let s = pass(&nodes, a, "").await;
+    assert_eq!(s.failure, 1, "{s:?}");
+    nodes.nodes[c].restart().await;
+    // B -> C carries A's rows and, through merge_syncs, A's sync point.
+    let dba_id = dba.get_info().unwrap().id;
+    let s = pass(&nodes, b, "").await;
+    assert_eq!(s.failure, 0, "{s:?}");
+    let dbc = nodes.open_db(c, A, C).unwrap();
+    assert!(dbc.get_sync(&dba_id, true).unwrap() >= 30);
+    let before = nodes.nodes[c].items_received();
+    let s = pass(&nodes, a, "").await;
+    assert!(s.no_change >= 1, "{s:?}");
+    let received_from_a = nodes.nodes[c].items_received() - before;
+    assert!(received_from_a <= 1, "A does not resend its 30 rows to C ({received_from_a})");
+    assert_eq!(all_rows(&dbc).iter().filter(|r| r.3 == "a").count(), 30);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_db_reaches_primaries_and_is_removed() {
+    let cluster = Cluster::start(4, 3, 3).await;
+    let part = cluster.part(A, C);
+    let prim = cluster.primaries(part);
+    let handoff = (0..4).find(|i| !prim.contains(i)).unwrap();
+    let db = cluster.create_db(handoff, A, C);
+    db.merge_items(objs(0..20, 0, "t"), None).unwrap();
+    let want = all_rows(&db);
+    let path = db.db_file().to_path_buf();
+    drop(db);
+    let s = pass(&cluster, handoff, "").await;
+    assert_eq!(s.remove, 1, "{s:?}");
+    assert!(!path.exists());
+    assert!(!path.parent().unwrap().exists());
+    for &i in &prim {
+        assert_eq!(all_rows(&cluster.open_db(i, A, C).unwrap()), want);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unmounted_peer_is_replaced_by_a_handoff() {
+    let cluster = Cluster::start(4, 3, 3).await;
+    let part = cluster.part(A, C);
+    let prim = cluster.primaries(part);
+    let spare = (0..4).find(|i| !prim.contains(i)).unwrap();
+    // The second primary's device is gone: it answers 507.
+    std::fs::remove_dir_all(cluster.nodes[prim[1]].devices.join(format!("sd{}", prim[1]))).unwrap();
+    let db = cluster.create_db(prim[0], A, C);
+    db.merge_items(objs(0..10, 0, "t"), None).unwrap();
+    let s = pass(&cluster, prim[0], "").await;
+    assert!(s.failure >= 1, "{s:?}");
+    let on_spare = cluster.open_db(spare, A, C).expect("handoff got the DB");
+    assert_eq!(all_rows(&on_spare), all_rows(&db));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn peer_failing_mid_pass_leaves_nothing_that_blocks_convergence() {
+    let mut cluster = Cluster::start(2, 2, 2).await;
+    let p = primaries(&cluster);
+    let local = cluster.create_db(p[0], A, C);
+    let remote = cluster.create_db(p[1], A, C);
+    local.merge_items(objs(0..400, 0, "t"), None).unwrap();
+    remote.merge_items(objs(0..300, 0, "t"), None).unwrap();
+    // Stop the peer once it has taken two batches.
+    let counters = cluster.nodes[p[1]].state.rpc.counters.clone();
+    let stop = cluster.nodes[p[1]].take_shutdown().unwrap();
+    let killer = tokio::spawn(async move {
+        for _ in 0..5000 {
+            if counters.merge_items.load(std::sync::atomic::Ordering::Relaxed) >= 2 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(1)).await;
+        }
+        let _ = stop.send(());
+    });
+    let s = pass(&cluster, p[0], "per_diff = 10\nmax_diffs = 100").await;
+    let _ = killer.await;
+    assert!(s.failure >= 1, "the pass saw the peer go away: {s:?}");
+    cluster.nodes[p[1]].restart().await;
+    // Whatever happened, the next passes converge.
+    for _ in 0..3 {
+        pass(&cluster, p[0], "per_diff = 10\nmax_diffs = 100").await;
+    }
+    assert_eq!(all_rows(&remote), all_rows(&local));
+}
