@@ -1,8 +1,13 @@
 //! Container DB replication: the REPLICATE wire format, the receiving side
 //! (ops against a local DB), and the storage-policy rule both sides use.
 
+pub mod local;
 pub mod policy;
+pub mod recon;
 pub mod rpc;
+pub mod rsync;
+pub mod stats;
+pub mod walk;
 pub mod wire;
 
 pub use rpc::{ReplicatorRpc, RpcResponse};
