@@ -5,15 +5,18 @@ mod common;
 
 use common::*;
 use rowsync::db::SyncPoint;
-use rowsync::replication::stats::Stats;
 use rowsync::replication::daemon::PassFilter;
+use rowsync::replication::stats::Stats;
 use rowsync::swift::merge::ObjectItem;
 
 const A: &str = "AUTH_test";
 const C: &str = "cont";
 
 async fn pass(cluster: &Cluster, i: usize, extra: &str) -> Stats {
-    cluster.replicator(i, extra).run_once(&PassFilter::default()).await
+    cluster
+        .replicator(i, extra)
+        .run_once(&PassFilter::default())
+        .await
 }
 
 fn objs(range: std::ops::Range<u64>, ts_base: u64, ctype: &str) -> Vec<ObjectItem> {
@@ -51,7 +54,8 @@ async fn missing_replicas_get_the_whole_db() {
     let s = pass(&cluster, p[0], "").await;
     assert_eq!((s.no_change, s.rsync, s.diff), (2, 0, 0), "{s:?}");
     // Recon cache written with Swift's keys.
-    let recon = std::fs::read_to_string(cluster.nodes[p[0]].dir.path().join("container.recon")).unwrap();
+    let recon =
+        std::fs::read_to_string(cluster.nodes[p[0]].dir.path().join("container.recon")).unwrap();
     let v: serde_json::Value = serde_json::from_str(recon.lines().next().unwrap()).unwrap();
     assert_eq!(v["replication_stats"]["no_change"], 2);
     assert!(v["replication_time"].is_number() && v["replication_last"].is_number());
@@ -78,11 +82,17 @@ async fn usync_closes_a_small_gap_and_rsync_then_merge_a_large_one() {
     let remote2 = cluster.create_db(rr, A, c2);
     local2.merge_items(objs(0..1000, 0, "t"), None).unwrap();
     remote2.merge_items(objs(0..100, 0, "t"), None).unwrap();
-    remote2.merge_items(vec![obj("only-remote", &ts(5), "t")], None).unwrap();
+    remote2
+        .merge_items(vec![obj("only-remote", &ts(5), "t")], None)
+        .unwrap();
     let before = cluster.nodes[rr].items_received();
     let s = pass(&cluster, lr, "per_diff = 100").await;
     assert!(s.remote_merge >= 1, "{s:?}");
-    assert_eq!(cluster.nodes[rr].items_received(), before, "no rows sent one by one");
+    assert_eq!(
+        cluster.nodes[rr].items_received(),
+        before,
+        "no rows sent one by one"
+    );
     let merged = cluster.open_db(rr, A, c2).unwrap();
     assert_eq!(all_rows(&merged).len(), 1001);
     assert!(all_rows(&merged).iter().any(|r| r.0 == "only-remote"));
@@ -101,14 +111,19 @@ async fn in_sync_passes_send_no_rows() {
     let p = primaries(&cluster);
     let local = cluster.create_db(p[0], A, C);
     let remote = cluster.create_db(p[1], A, C);
-    // Same rows made independently: hashes match though no sync point exists.
+    // Same rows made independently: the hashes match though no sync point
+    // exists; the receiver notices in `sync` and answers point = max_row.
     local.merge_items(objs(0..30, 0, "t"), None).unwrap();
     remote.merge_items(objs(0..30, 0, "t"), None).unwrap();
     let s = pass(&cluster, p[0], "").await;
-    assert_eq!((s.hashmatch, s.diff, s.rsync, s.remote_merge), (1, 0, 0, 0), "{s:?}");
+    assert_eq!(
+        (s.no_change, s.diff, s.rsync, s.remote_merge),
+        (1, 0, 0, 0),
+        "{s:?}"
+    );
     assert_eq!(cluster.nodes[p[1]].items_received(), 0);
-    let rid = remote.get_info().unwrap().id;
-    assert_eq!(local.get_sync(&rid, false).unwrap(), 30);
+    let lid = local.get_info().unwrap().id;
+    assert_eq!(remote.get_sync(&lid, true).unwrap(), 30);
     let s = pass(&cluster, p[0], "").await;
     assert_eq!((s.no_change, s.hashmatch, s.diff), (1, 0, 0), "{s:?}");
     assert_eq!(cluster.nodes[p[1]].items_received(), 0);
@@ -121,9 +136,15 @@ async fn diff_capped_far_behind_replica_converges() {
     let p = primaries(&cluster);
     let local = cluster.create_db(p[0], A, C);
     let remote = cluster.create_db(p[1], A, C);
-    local.merge_items(objs(0..50, 1, "content-type-old"), None).unwrap();
-    local.merge_items(vec![obj("o101", &ts(151), "content-type-new")], None).unwrap();
-    remote.merge_items(objs(0..100, 51, "content-type-new"), None).unwrap();
+    local
+        .merge_items(objs(0..50, 1, "content-type-old"), None)
+        .unwrap();
+    local
+        .merge_items(vec![obj("o101", &ts(151), "content-type-new")], None)
+        .unwrap();
+    remote
+        .merge_items(objs(0..100, 51, "content-type-new"), None)
+        .unwrap();
     let conf = "per_diff = 10\nmax_diffs = 3";
     let s1 = pass(&cluster, p[0], conf).await;
     assert_eq!((s1.diff, s1.diff_capped), (1, 1), "{s1:?}");
@@ -137,7 +158,11 @@ async fn diff_capped_far_behind_replica_converges() {
     assert!(rows.iter().all(|r| r.3 == "content-type-new"));
     assert!(rows.iter().any(|r| r.0 == "o101"));
     assert_eq!(remote.get_replication_info().unwrap().count, 101);
-    assert_eq!(cluster.nodes[p[1]].items_received(), 51, "each row sent once");
+    assert_eq!(
+        cluster.nodes[p[1]].items_received(),
+        51,
+        "each row sent once"
+    );
 }
 
 /// A 60,000-row DB whose peer already holds rows up to ROWID 30,000 (and
@@ -156,25 +181,43 @@ async fn diff_capped_backlog_resumes_each_pass() {
     }
     let older: Vec<ObjectItem> = (0..60_000u64)
         .map(|i| {
-            let t = if i < 30_000 { ts(1000 + i) } else { ts(i % 1000) };
-            obj(&format!("obj-{i:06}"), &t, if i < 30_000 { "new" } else { "old" })
+            let t = if i < 30_000 {
+                ts(1000 + i)
+            } else {
+                ts(i % 1000)
+            };
+            obj(
+                &format!("obj-{i:06}"),
+                &t,
+                if i < 30_000 { "new" } else { "old" },
+            )
         })
         .collect();
     for chunk in older.chunks(10_000) {
         remote.merge_items(chunk.to_vec(), None).unwrap();
     }
     let lid = local.get_info().unwrap().id;
-    remote.merge_syncs(&[SyncPoint::new(lid.clone(), 30_000)], true).unwrap();
+    remote
+        .merge_syncs(&[SyncPoint::new(lid.clone(), 30_000)], true)
+        .unwrap();
     let conf = "per_diff = 1000\nmax_diffs = 10";
     let s1 = pass(&cluster, p[0], conf).await;
-    assert_eq!((s1.diff, s1.diff_capped, s1.remote_merge), (1, 1, 0), "{s1:?}");
+    assert_eq!(
+        (s1.diff, s1.diff_capped, s1.remote_merge),
+        (1, 1, 0),
+        "{s1:?}"
+    );
     assert_eq!(cluster.nodes[p[1]].items_received(), 10_000);
     let s2 = pass(&cluster, p[0], conf).await;
     assert_eq!((s2.diff, s2.diff_capped), (1, 1), "{s2:?}");
     assert_eq!(cluster.nodes[p[1]].items_received(), 20_000);
     let s3 = pass(&cluster, p[0], conf).await;
     assert_eq!((s3.diff, s3.diff_capped), (1, 0), "{s3:?}");
-    assert_eq!(cluster.nodes[p[1]].items_received(), 30_000, "30,000 rows in total");
+    assert_eq!(
+        cluster.nodes[p[1]].items_received(),
+        30_000,
+        "30,000 rows in total"
+    );
     assert_eq!(all_rows(&remote), all_rows(&local));
     let s4 = pass(&cluster, p[0], conf).await;
     assert_eq!((s4.no_change, s4.diff), (1, 0), "{s4:?}");
@@ -190,7 +233,14 @@ async fn three_replicas_with_disjoint_writes_converge() {
             .map(|i| obj(&format!("n{k}-{i}"), &ts(i), "t"))
             .collect();
         db.merge_items(rows, None).unwrap();
-        db.merge_items(vec![ObjectItem::tombstone(format!("gone-{k}"), ts(50))], None).unwrap();
+        db.merge_items(
+            vec![ObjectItem::tombstone(
+                format!("gone-{k}"),
+                rowsync::swift::Timestamp::now().internal(),
+            )],
+            None,
+        )
+        .unwrap();
     }
     for &i in &p {
         pass(&cluster, i, "per_diff = 25").await;
@@ -198,12 +248,20 @@ async fn three_replicas_with_disjoint_writes_converge() {
     for &i in &p {
         pass(&cluster, i, "per_diff = 25").await;
     }
+    // Reopen: a whole-DB replacement may have swapped the files.
+    let dbs: Vec<_> = p
+        .iter()
+        .map(|&i| cluster.open_db(i, A, C).unwrap())
+        .collect();
     let want = all_rows(&dbs[0]);
     assert_eq!(want.len(), 123);
     for db in &dbs[1..] {
         assert_eq!(all_rows(db), want);
     }
-    let hashes: Vec<String> = dbs.iter().map(|d| d.get_replication_info().unwrap().hash).collect();
+    let hashes: Vec<String> = dbs
+        .iter()
+        .map(|d| d.get_replication_info().unwrap().hash)
+        .collect();
     assert!(hashes.windows(2).all(|w| w[0] == w[1]));
 }
 
@@ -216,8 +274,10 @@ async fn sync_points_travel_transitively() {
     let dbb = cluster.create_db(b, A, C);
     let dbc = cluster.create_db(c, A, C);
     dba.merge_items(objs(0..30, 0, "a"), None).unwrap();
-    dbb.merge_items(vec![obj("b-only", &ts(1), "b")], None).unwrap();
-    dbc.merge_items(vec![obj("c-only", &ts(1), "c")], None).unwrap();
+    dbb.merge_items(vec![obj("b-only", &ts(1), "b")], None)
+        .unwrap();
+    dbc.merge_items(vec![obj("c-only", &ts(1), "c")], None)
+        .unwrap();
     // A -> B only: C is down for A's pass.
     let mut nodes = cluster;
     nodes.nodes[c].stop().await;
@@ -234,7 +294,10 @@ async fn sync_points_travel_transitively() {
     let s = pass(&nodes, a, "").await;
     assert!(s.no_change >= 1, "{s:?}");
     let received_from_a = nodes.nodes[c].items_received() - before;
-    assert!(received_from_a <= 1, "A does not resend its 30 rows to C ({received_from_a})");
+    assert!(
+        received_from_a <= 1,
+        "A does not resend its 30 rows to C ({received_from_a})"
+    );
     assert_eq!(all_rows(&dbc).iter().filter(|r| r.3 == "a").count(), 30);
 }
 
@@ -265,7 +328,12 @@ async fn unmounted_peer_is_replaced_by_a_handoff() {
     let prim = cluster.primaries(part);
     let spare = (0..4).find(|i| !prim.contains(i)).unwrap();
     // The second primary's device is gone: it answers 507.
-    std::fs::remove_dir_all(cluster.nodes[prim[1]].devices.join(format!("sd{}", prim[1]))).unwrap();
+    std::fs::remove_dir_all(
+        cluster.nodes[prim[1]]
+            .devices
+            .join(format!("sd{}", prim[1])),
+    )
+    .unwrap();
     let db = cluster.create_db(prim[0], A, C);
     db.merge_items(objs(0..10, 0, "t"), None).unwrap();
     let s = pass(&cluster, prim[0], "").await;
@@ -287,7 +355,11 @@ async fn peer_failing_mid_pass_leaves_nothing_that_blocks_convergence() {
     let stop = cluster.nodes[p[1]].take_shutdown().unwrap();
     let killer = tokio::spawn(async move {
         for _ in 0..5000 {
-            if counters.merge_items.load(std::sync::atomic::Ordering::Relaxed) >= 2 {
+            if counters
+                .merge_items
+                .load(std::sync::atomic::Ordering::Relaxed)
+                >= 2
+            {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;

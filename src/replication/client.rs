@@ -41,7 +41,10 @@ pub enum ClientError {
 
 /// `ip:port/device` of a ring device (for logs).
 pub fn node_name(dev: &Device) -> String {
-    format!("{}:{}/{}", dev.replication_ip, dev.replication_port, dev.device)
+    format!(
+        "{}:{}/{}",
+        dev.replication_ip, dev.replication_port, dev.device
+    )
 }
 
 fn host_port(dev: &Device) -> String {
@@ -88,7 +91,13 @@ impl ReplClient {
         op: &ReplicateOp,
         timeout: Duration,
     ) -> Result<ReplResponse, ClientError> {
-        let url = format!("http://{}/{}/{}/{}", host_port(dev), dev.device, partition, hash);
+        let url = format!(
+            "http://{}/{}/{}/{}",
+            host_port(dev),
+            dev.device,
+            partition,
+            hash
+        );
         let body = op.to_body();
         let node = node_name(dev);
         let fut = async {
@@ -120,10 +129,12 @@ impl ReplClient {
     ) -> Result<ReplResponse, ClientError> {
         let url = format!("http://{}/{}/tmp/{}", host_port(dev), dev.device, name);
         let node = node_name(dev);
-        let f = tokio::fs::File::open(file).await.map_err(|source| ClientError::File {
-            path: file.display().to_string(),
-            source,
-        })?;
+        let f = tokio::fs::File::open(file)
+            .await
+            .map_err(|source| ClientError::File {
+                path: file.display().to_string(),
+                source,
+            })?;
         let len = f
             .metadata()
             .await
@@ -137,7 +148,10 @@ impl ReplClient {
             let resp = self
                 .http
                 .request(Self::method(), &url)
-                .header("content-type", crate::server::replicate::DB_UPLOAD_CONTENT_TYPE)
+                .header(
+                    "content-type",
+                    crate::server::replicate::DB_UPLOAD_CONTENT_TYPE,
+                )
                 .header("content-length", len)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()

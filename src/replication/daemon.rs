@@ -110,11 +110,18 @@ impl Replicator {
             .checked_sub(Duration::from_secs_f64(self.conf.reclaim_age.max(0.0)))
             .unwrap_or(SystemTime::UNIX_EPOCH);
         for dev in ring.devs().iter().flatten() {
-            if !is_local_device(&ips, Some(self.conf.bind_port), &dev.replication_ip, dev.replication_port) {
+            if !is_local_device(
+                &ips,
+                Some(self.conf.bind_port),
+                &dev.replication_ip,
+                dev.replication_port,
+            ) {
                 continue;
             }
             found_local = true;
-            let Some(dev_path) = check_drive(&self.conf.devices, &dev.device, self.conf.mount_check) else {
+            let Some(dev_path) =
+                check_drive(&self.conf.devices, &dev.device, self.conf.mount_check)
+            else {
                 tracing::warn!("Skipping: {} is not mounted", dev.device);
                 let mut s = lock(&stats);
                 for d in ring.devs().iter().flatten() {
@@ -140,7 +147,9 @@ impl Replicator {
                 let handoffs_only = self.conf.handoffs_only;
                 let parts = filter.partitions.clone();
                 let filt: walk::PartitionFilter = Box::new(move |p: &str| {
-                    let Ok(part) = p.parse::<u32>() else { return false };
+                    let Ok(part) = p.parse::<u32>() else {
+                        return false;
+                    };
                     if handoffs_only && ring2.primary_ids(part).contains(&dev_id) {
                         return false;
                     }
@@ -166,7 +175,9 @@ impl Replicator {
         let mut n: u64 = 0;
         loop {
             let next = tokio::task::block_in_place(|| walker.next());
-            let Some((part, db_file, node_id)) = next else { break };
+            let Some((part, db_file, node_id)) = next else {
+                break;
+            };
             if rate > 0.0 {
                 let due = Duration::from_secs_f64(n as f64 / rate);
                 let elapsed = pass_start.elapsed();
@@ -175,7 +186,9 @@ impl Replicator {
                 }
             }
             n += 1;
-            let Ok(permit) = sem.clone().acquire_owned().await else { break };
+            let Ok(permit) = sem.clone().acquire_owned().await else {
+                break;
+            };
             let this = self.clone_parts(ring.clone(), ctx.clone());
             tasks.spawn(async move {
                 let _permit = permit;
@@ -229,7 +242,11 @@ impl Replicator {
 
     /// Passes until `shutdown` resolves: a random initial delay up to
     /// `interval`, then a pass every `interval` seconds.
-    pub async fn run_forever(&self, filter: &PassFilter, shutdown: impl std::future::Future<Output = ()>) {
+    pub async fn run_forever(
+        &self,
+        filter: &PassFilter,
+        shutdown: impl std::future::Future<Output = ()>,
+    ) {
         tokio::pin!(shutdown);
         let interval = Duration::from_secs_f64(self.conf.interval.max(0.0));
         let first = interval.mul_f64(rand::random::<f64>());
@@ -286,28 +303,37 @@ impl DbJob {
         tracing::debug!(db = %db_file.display(), "Replicating db");
         let mut part: u32 = partition.parse().unwrap_or(0);
         let primaries = |p: u32| -> Vec<Device> {
-            self.ring.get_part_nodes(p).into_iter().map(|n| n.device).collect()
+            self.ring
+                .get_part_nodes(p)
+                .into_iter()
+                .map(|n| n.device)
+                .collect()
         };
         let Some(hash) = hash_of(db_file) else {
-            return DbOutcome { success: false, responses: vec![] };
+            return DbOutcome {
+                success: false,
+                responses: vec![],
+            };
         };
         let device = files::device_path_of(db_file)
             .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_default();
         // Open, reclaim, read info.
-        let opened = tokio::task::block_in_place(|| -> Result<(ContainerBroker, ReplicationInfo), DbError> {
-            let mut b = ContainerBroker::open(db_file)?;
-            b.set_pending_timeout(Duration::from_secs(30));
-            if let Some(dir) = db_file.parent() {
-                let before = SystemTime::now()
-                    .checked_sub(Duration::from_secs_f64(conf.reclaim_age.max(0.0)))
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                rsync::reclaim_tmp_files(dir, before);
-            }
-            b.reclaim(now - conf.reclaim_age, now - 2.0 * conf.reclaim_age)?;
-            let info = b.get_replication_info()?;
-            Ok((b, info))
-        });
+        let opened = tokio::task::block_in_place(
+            || -> Result<(ContainerBroker, ReplicationInfo), DbError> {
+                let mut b = ContainerBroker::open(db_file)?;
+                b.set_pending_timeout(Duration::from_secs(30));
+                if let Some(dir) = db_file.parent() {
+                    let before = SystemTime::now()
+                        .checked_sub(Duration::from_secs_f64(conf.reclaim_age.max(0.0)))
+                        .unwrap_or(SystemTime::UNIX_EPOCH);
+                    rsync::reclaim_tmp_files(dir, before);
+                }
+                b.reclaim(now - conf.reclaim_age, now - 2.0 * conf.reclaim_age)?;
+                let info = b.get_replication_info()?;
+                Ok((b, info))
+            },
+        );
         let (broker, info) = match opened {
             Ok(x) => x,
             Err(e) => {
@@ -320,11 +346,17 @@ impl DbJob {
                     tracing::error!(db = %db_file.display(), "ERROR reading db: {e}");
                 }
                 self.fail_all(&primaries(part));
-                return DbOutcome { success: false, responses: vec![] };
+                return DbOutcome {
+                    success: false,
+                    responses: vec![],
+                };
             }
         };
         let mut shouldbehere = true;
-        match self.hash_conf.hash_path_raw(&info.account, Some(&info.container), None) {
+        match self
+            .hash_conf
+            .hash_path_raw(&info.account, Some(&info.container), None)
+        {
             Ok(digest) => {
                 let bpart = self.ring.part_of_digest(&digest);
                 if bpart != part {
@@ -338,24 +370,33 @@ impl DbJob {
             }
             Err(e) => tracing::error!(db = %db_file.display(), "bad account/container: {e}"),
         }
-        let reclaimable = tokio::task::block_in_place(|| broker.is_reclaimable(now, conf.reclaim_age));
+        let reclaimable =
+            tokio::task::block_in_place(|| broker.is_reclaimable(now, conf.reclaim_age));
         if matches!(reclaimable, Ok(true)) {
             if report_up_to_date(&info) {
                 tokio::task::block_in_place(|| self.delete_db(db_file));
             }
-            return DbOutcome { success: true, responses: vec![] };
+            return DbOutcome {
+                success: true,
+                responses: vec![],
+            };
         }
         let nodes = primaries(part);
-        let local_dev: Option<Device> = nodes
-            .iter()
-            .find(|n| n.id == node_id)
-            .cloned()
-            .or_else(|| self.ring.get_more_nodes(part).map(|n| n.device).find(|d| d.id == node_id));
+        let local_dev: Option<Device> =
+            nodes.iter().find(|n| n.id == node_id).cloned().or_else(|| {
+                self.ring
+                    .get_more_nodes(part)
+                    .map(|n| n.device)
+                    .find(|d| d.id == node_id)
+            });
         if shouldbehere {
             shouldbehere = nodes.iter().any(|n| n.id == node_id);
         }
         let mut repl_nodes: Vec<Device> = if nodes.len() > 1 {
-            let i = nodes.iter().position(|n| n.id == node_id).unwrap_or(nodes.len());
+            let i = nodes
+                .iter()
+                .position(|n| n.id == node_id)
+                .unwrap_or(nodes.len());
             nodes[(i + 1).min(nodes.len())..]
                 .iter()
                 .chain(nodes[..i].iter())
@@ -374,7 +415,9 @@ impl DbJob {
             let node = repl_nodes[i].clone();
             i += 1;
             let different_region = local_dev.as_ref().is_some_and(|l| l.region != node.region);
-            let success = match repl_to_node(&self.ctx, &db, &info, &node, part, different_region).await {
+            let success = match repl_to_node(&self.ctx, &db, &info, &node, part, different_region)
+                .await
+            {
                 Ok(ok) => ok,
                 Err(ReplError::DriveNotMounted(peer)) => {
                     match more_nodes.next() {
@@ -424,10 +467,16 @@ impl DbJob {
 
     /// Removes a handoff / misplaced DB once its peers have it (Swift's
     /// `cleanup_post_replicate`). False only when a delete failed.
-    fn cleanup_post_replicate(&self, db: &LocalDb, orig: &ReplicationInfo, responses: &[bool]) -> bool {
+    fn cleanup_post_replicate(
+        &self,
+        db: &LocalDb,
+        orig: &ReplicationInfo,
+        responses: &[bool],
+    ) -> bool {
         let path = db.path.clone();
         let state = db.call(|b| -> Result<(bool, i64), DbError> {
-            let sharding = b.db_state()? == "sharding" || (b.db_state()? == "unsharded" && b.sharding_initiated()?);
+            let sharding = b.db_state()? == "sharding"
+                || (b.db_state()? == "unsharded" && b.sharding_initiated()?);
             Ok((sharding, b.get_max_row()?))
         });
         let (sharding_required, max_row) = match state {
@@ -472,7 +521,9 @@ impl DbJob {
     /// Removes the DB's hash dir (under its lock), then the suffix and
     /// partition dirs when empty (Swift's `delete_db`).
     fn delete_db(&self, db_file: &Path) -> bool {
-        let Some(hash_dir) = db_file.parent() else { return false };
+        let Some(hash_dir) = db_file.parent() else {
+            return false;
+        };
         let suffix_dir = hash_dir.parent().map(Path::to_path_buf);
         match crate::db::lock::lock_dir(hash_dir, Duration::from_secs(10)) {
             Ok(_lock) => {
@@ -484,12 +535,19 @@ impl DbJob {
             }
         }
         self.ctx.stat(|s| s.remove += 1);
-        let Some(suffix_dir) = suffix_dir else { return true };
+        let Some(suffix_dir) = suffix_dir else {
+            return true;
+        };
         let part_dir = suffix_dir.parent().map(Path::to_path_buf);
         for dir in [Some(suffix_dir), part_dir].into_iter().flatten() {
             match std::fs::remove_dir(&dir) {
                 Ok(()) => {}
-                Err(e) if e.raw_os_error() == Some(libc::ENOTEMPTY) || e.raw_os_error() == Some(libc::EEXIST) => break,
+                Err(e)
+                    if e.raw_os_error() == Some(libc::ENOTEMPTY)
+                        || e.raw_os_error() == Some(libc::EEXIST) =>
+                {
+                    break
+                }
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
                 Err(e) => {
                     tracing::error!("ERROR while trying to clean up {}: {e}", dir.display());

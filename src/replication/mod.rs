@@ -1,12 +1,16 @@
 //! Container DB replication: the REPLICATE wire format, the receiving side
 //! (ops against a local DB), and the storage-policy rule both sides use.
 
+pub mod client;
+pub mod daemon;
 pub mod local;
 pub mod policy;
 pub mod recon;
 pub mod rpc;
 pub mod rsync;
+pub mod sender;
 pub mod stats;
+pub mod transfer;
 pub mod walk;
 pub mod wire;
 

@@ -142,7 +142,8 @@ impl RpcCounters {
         let c = match op {
             ReplicateOp::Sync(_) => &self.sync,
             ReplicateOp::MergeItems { items, .. } => {
-                self.items_received.fetch_add(items.len() as u64, Ordering::Relaxed);
+                self.items_received
+                    .fetch_add(items.len() as u64, Ordering::Relaxed);
                 &self.merge_items
             }
             ReplicateOp::MergeSyncs(_) => &self.merge_syncs,
@@ -159,12 +160,27 @@ impl RpcCounters {
         vec![
             ("sync", self.sync.load(Ordering::Relaxed)),
             ("merge_items", self.merge_items.load(Ordering::Relaxed)),
-            ("items_received", self.items_received.load(Ordering::Relaxed)),
+            (
+                "items_received",
+                self.items_received.load(Ordering::Relaxed),
+            ),
             ("merge_syncs", self.merge_syncs.load(Ordering::Relaxed)),
-            ("complete_rsync", self.complete_rsync.load(Ordering::Relaxed)),
-            ("rsync_then_merge", self.rsync_then_merge.load(Ordering::Relaxed)),
-            ("get_shard_ranges", self.get_shard_ranges.load(Ordering::Relaxed)),
-            ("merge_shard_ranges", self.merge_shard_ranges.load(Ordering::Relaxed)),
+            (
+                "complete_rsync",
+                self.complete_rsync.load(Ordering::Relaxed),
+            ),
+            (
+                "rsync_then_merge",
+                self.rsync_then_merge.load(Ordering::Relaxed),
+            ),
+            (
+                "get_shard_ranges",
+                self.get_shard_ranges.load(Ordering::Relaxed),
+            ),
+            (
+                "merge_shard_ranges",
+                self.merge_shard_ranges.load(Ordering::Relaxed),
+            ),
         ]
     }
 }
@@ -217,6 +233,7 @@ impl ReplicatorRpc {
         hash: &str,
         op: ReplicateOp,
     ) -> RpcResponse {
+        self.counters.count(&op);
         let Some(dev_path) = check_drive(&self.devices, device, self.mount_check) else {
             return RpcResponse::text(507, format!("{device} is not mounted"));
         };

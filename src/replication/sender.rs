@@ -140,7 +140,11 @@ pub async fn repl_to_node(
     let peer = node_name(node);
     let timeout = ctx.node_timeout();
     let op = ReplicateOp::Sync(sync_args(info, ctx.multiple_policies));
-    let resp = match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+    let resp = match ctx
+        .client
+        .replicate(node, partition, &db.hash, &op, timeout)
+        .await
+    {
         Ok(r) => r,
         Err(e) => {
             tracing::error!(db = %db.path.display(), %peer, "ERROR reading HTTP response from {peer}: {e}");
@@ -151,7 +155,17 @@ pub async fn repl_to_node(
         404 => {
             ctx.stat(|s| s.rsync += 1);
             tracing::info!(db = %db.path.display(), %peer, "peer has no replica: shipping the whole DB");
-            return Ok(ship_db(ctx, db, info, node, partition, "complete_rsync", timeout, different_region).await);
+            return Ok(ship_db(
+                ctx,
+                db,
+                info,
+                node,
+                partition,
+                "complete_rsync",
+                timeout,
+                different_region,
+            )
+            .await);
         }
         507 => return Err(ReplError::DriveNotMounted(peer)),
         s if !(200..300).contains(&s) => {
@@ -182,7 +196,13 @@ pub async fn repl_to_node(
         || info.put_timestamp != rinfo.put_timestamp
         || info.delete_timestamp != rinfo.delete_timestamp
     {
-        db.call(|b| b.merge_timestamps(&rinfo.created_at, &rinfo.put_timestamp, &rinfo.delete_timestamp))?;
+        db.call(|b| {
+            b.merge_timestamps(
+                &rinfo.created_at,
+                &rinfo.put_timestamp,
+                &rinfo.delete_timestamp,
+            )
+        })?;
     }
     let has_shard_key = raw.get("shard_max_row").is_some();
     if rinfo.shard_max_row.unwrap_or(-1) >= 0 {
@@ -194,7 +214,9 @@ pub async fn repl_to_node(
             Ok(md) if !md.is_empty() => {
                 let valid: serde_json::Map<String, Value> = md
                     .into_iter()
-                    .filter(|(_, v)| matches!(v, Value::Array(a) if a.len() == 2 && a[1].is_string()))
+                    .filter(
+                        |(_, v)| matches!(v, Value::Array(a) if a.len() == 2 && a[1].is_string()),
+                    )
                     .collect();
                 db.call(|b| b.update_metadata(&valid))?;
             }
@@ -210,7 +232,11 @@ pub async fn repl_to_node(
                 ranges,
                 source: Some(info.id.clone()),
             };
-            match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+            match ctx
+                .client
+                .replicate(node, partition, &db.hash, &op, timeout)
+                .await
+            {
                 Ok(r) if r.is_success() => {}
                 Ok(r) => {
                     tracing::error!(%peer, "Bad response {} from {peer} to merge_shard_ranges", r.status);
@@ -230,11 +256,26 @@ pub async fn repl_to_node(
         ctx.stat(|s| s.deferred += 1);
         return Ok(shard_ok);
     }
-    let rows_ok = choose_mode(ctx, db, info, &rinfo, local_sync, node, partition, different_region).await?;
+    let rows_ok = choose_mode(
+        ctx,
+        db,
+        info,
+        &rinfo,
+        local_sync,
+        node,
+        partition,
+        different_region,
+    )
+    .await?;
     Ok(rows_ok && shard_ok)
 }
 
-async fn fetch_shard_ranges(ctx: &SenderCtx, db: &LocalDb, node: &Device, partition: u32) -> Result<(), ReplError> {
+async fn fetch_shard_ranges(
+    ctx: &SenderCtx,
+    db: &LocalDb,
+    node: &Device,
+    partition: u32,
+) -> Result<(), ReplError> {
     let op = ReplicateOp::GetShardRanges;
     match ctx
         .client
@@ -250,7 +291,9 @@ async fn fetch_shard_ranges(ctx: &SenderCtx, db: &LocalDb, node: &Device, partit
             }
             Err(e) => tracing::warn!(peer = %node_name(node), "unreadable shard ranges: {e}"),
         },
-        Ok(r) => tracing::warn!(peer = %node_name(node), status = r.status, "get_shard_ranges failed"),
+        Ok(r) => {
+            tracing::warn!(peer = %node_name(node), status = r.status, "get_shard_ranges failed")
+        }
         Err(e) => tracing::warn!(peer = %node_name(node), "get_shard_ranges failed: {e}"),
     }
     Ok(())
@@ -279,16 +322,28 @@ async fn choose_mode(
     if rinfo.hash == info.hash {
         ctx.stat(|s| s.hashmatch += 1);
         tracing::debug!(db = %db.path.display(), %peer, "in sync (hashmatch)");
-        db.call(|b| b.merge_syncs(&[SyncPoint::new(rinfo.id.clone(), rpoint.max(info.max_row))], false))?;
+        db.call(|b| {
+            b.merge_syncs(
+                &[SyncPoint::new(rinfo.id.clone(), rpoint.max(info.max_row))],
+                false,
+            )
+        })?;
         return Ok(true);
     }
-    if wants_whole_db(info, rinfo, point, ctx.conf.per_diff as i64, ctx.conf.max_diffs as i64) {
+    if wants_whole_db(
+        info,
+        rinfo,
+        point,
+        ctx.conf.per_diff as i64,
+        ctx.conf.max_diffs as i64,
+    ) {
         ctx.stat(|s| s.remote_merge += 1);
         tracing::info!(
             db = %db.path.display(), %peer, point, max_row = info.max_row, remote_max_row = rinfo.max_row,
             "peer lacks most rows: shipping the whole DB for rsync_then_merge"
         );
-        let secs = ((info.max_row.max(0) + rinfo.max_row.max(0)) as f64 / 2000.0).max(ctx.conf.node_timeout);
+        let secs = ((info.max_row.max(0) + rinfo.max_row.max(0)) as f64 / 2000.0)
+            .max(ctx.conf.node_timeout);
         return Ok(ship_db(
             ctx,
             db,
@@ -310,7 +365,13 @@ async fn choose_mode(
 /// more than half of our rows (a peer that received our rows recently is not
 /// re-shipped a whole DB because of ROWID churn), and ships whole when the
 /// backlog would take more than ten capped passes.
-pub fn wants_whole_db(info: &ReplicationInfo, rinfo: &ReplicationInfo, point: i64, per_diff: i64, max_diffs: i64) -> bool {
+pub fn wants_whole_db(
+    info: &ReplicationInfo,
+    rinfo: &ReplicationInfo,
+    point: i64,
+    per_diff: i64,
+    max_diffs: i64,
+) -> bool {
     let backlog = info.max_row - point;
     if backlog <= per_diff {
         return false;
@@ -350,7 +411,11 @@ async fn usync(
             items,
             source: Some(info.id.clone()),
         };
-        match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+        match ctx
+            .client
+            .replicate(node, partition, &db.hash, &op, timeout)
+            .await
+        {
             Ok(r) if r.is_success() => {}
             Ok(r) => {
                 tracing::error!(db = %db.path.display(), %peer, "ERROR Bad response {} from {peer}", r.status);
@@ -380,7 +445,11 @@ async fn usync(
         return Ok(false);
     }
     let op = ReplicateOp::MergeSyncs(sync_table);
-    match ctx.client.replicate(node, partition, &db.hash, &op, timeout).await {
+    match ctx
+        .client
+        .replicate(node, partition, &db.hash, &op, timeout)
+        .await
+    {
         Ok(r) if r.is_success() => {
             // Every row up to max_row (as of the start) was read and
             // acknowledged: the point can be max_row even if the top rows
@@ -462,7 +531,13 @@ async fn ship_db(
     };
     let r: Result<ReplResponse, ClientError> = ctx
         .client
-        .replicate(node, partition, &db.hash, &op, op_timeout.max(ctx.node_timeout()))
+        .replicate(
+            node,
+            partition,
+            &db.hash,
+            &op,
+            op_timeout.max(ctx.node_timeout()),
+        )
         .await;
     match r {
         Ok(r) if r.is_success() => true,
@@ -477,7 +552,13 @@ async fn ship_db(
     }
 }
 
-async fn rsync_to(ctx: &SenderCtx, file: &Path, node: &Device, local_id: &str, different_region: bool) -> bool {
+async fn rsync_to(
+    ctx: &SenderCtx,
+    file: &Path,
+    node: &Device,
+    local_id: &str,
+    different_region: bool,
+) -> bool {
     let module = match ctx.conf.rsync_module_for(node) {
         Ok(m) => m,
         Err(e) => {

@@ -46,9 +46,24 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
         let backup = rusqlite::backup::Backup::new(&src, &mut dst)
             .map_err(|e| DbError::sqlite(db_file, e))?;
         // All pages in one step under one read lock: a consistent image.
-        backup
-            .run_to_completion(-1, std::time::Duration::from_millis(10), None)
-            .map_err(|e| DbError::sqlite(db_file, e))?;
+        // Busy/locked steps are retried, boundedly.
+        let mut attempts = 0;
+        loop {
+            match backup.step(-1).map_err(|e| DbError::sqlite(db_file, e))? {
+                rusqlite::backup::StepResult::Done => break,
+                rusqlite::backup::StepResult::More => {}
+                _ => {
+                    attempts += 1;
+                    if attempts > 2500 {
+                        return Err(DbError::Invalid(format!(
+                            "{} stayed locked; no snapshot taken",
+                            db_file.display()
+                        )));
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+        }
     }
     // The backup inherits the destination's journal mode; make sure the
     // file is in DELETE mode like every Swift DB.

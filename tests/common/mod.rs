@@ -44,7 +44,11 @@ impl TestNode {
         Self::serve_on(dir, listener, extra)
     }
 
-    fn serve_on(dir: tempfile::TempDir, listener: tokio::net::TcpListener, extra: &str) -> TestNode {
+    fn serve_on(
+        dir: tempfile::TempDir,
+        listener: tokio::net::TcpListener,
+        extra: &str,
+    ) -> TestNode {
         let devroot = dir.path().join("srv");
         let addr = listener.local_addr().unwrap();
         let conf = ServerConf::from_str(&format!(
@@ -102,7 +106,11 @@ impl TestNode {
 
     /// Object rows received through merge_items so far.
     pub fn items_received(&self) -> u64 {
-        self.state.rpc.counters.items_received.load(std::sync::atomic::Ordering::Relaxed)
+        self.state
+            .rpc
+            .counters
+            .items_received
+            .load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// REPLICATE ops of one kind served so far.
@@ -232,7 +240,11 @@ impl Cluster {
         let swift_dir = tempfile::tempdir().unwrap();
         rowsync::ring::write_v1(&ring, swift_dir.path().join("container.ring.gz")).unwrap();
         std::fs::write(swift_dir.path().join("swift.conf"), SWIFT_CONF).unwrap();
-        Cluster { nodes, swift_dir, ring }
+        Cluster {
+            nodes,
+            swift_dir,
+            ring,
+        }
     }
 
     /// The replicator config text for node `i` (`extra` goes into
@@ -250,23 +262,36 @@ impl Cluster {
     }
 
     pub fn replicator(&self, i: usize, extra: &str) -> rowsync::replication::daemon::Replicator {
-        let conf = rowsync::config::ReplicatorConf::from_str(&self.replicator_conf(i, extra)).unwrap();
+        let conf =
+            rowsync::config::ReplicatorConf::from_str(&self.replicator_conf(i, extra)).unwrap();
         let swift = SwiftConf::from_str(SWIFT_CONF).unwrap();
-        let ring = rowsync::ring::RingHandle::open(self.swift_dir.path().join("container.ring.gz")).unwrap();
+        let ring = rowsync::ring::RingHandle::open(self.swift_dir.path().join("container.ring.gz"))
+            .unwrap();
         rowsync::replication::daemon::Replicator::new(conf, &swift, ring)
     }
 
     pub fn part(&self, account: &str, container: &str) -> u32 {
-        self.ring.get_part(&hash_conf(), account, Some(container), None).unwrap()
+        self.ring
+            .get_part(&hash_conf(), account, Some(container), None)
+            .unwrap()
     }
 
     /// Node indexes of the partition's primaries, in ring order.
     pub fn primaries(&self, part: u32) -> Vec<usize> {
-        self.ring.primary_ids(part).into_iter().map(|id| id as usize).collect()
+        self.ring
+            .primary_ids(part)
+            .into_iter()
+            .map(|id| id as usize)
+            .collect()
     }
 
     pub fn db_path(&self, i: usize, account: &str, container: &str) -> PathBuf {
-        self.nodes[i].db_path(&format!("sd{i}"), self.part(account, container), account, container)
+        self.nodes[i].db_path(
+            &format!("sd{i}"),
+            self.part(account, container),
+            account,
+            container,
+        )
     }
 
     pub fn create_db(&self, i: usize, account: &str, container: &str) -> ContainerBroker {
@@ -285,7 +310,16 @@ pub fn all_rows(b: &ContainerBroker) -> Vec<(String, String, i64, String, String
         .get_items_since(-1, 10_000_000)
         .unwrap()
         .into_iter()
-        .map(|r| (r.name, r.created_at, r.size, r.content_type, r.etag, r.deleted))
+        .map(|r| {
+            (
+                r.name,
+                r.created_at,
+                r.size,
+                r.content_type,
+                r.etag,
+                r.deleted,
+            )
+        })
         .collect();
     v.sort();
     v
