@@ -198,6 +198,13 @@ pub struct ContainerBroker {
     conn: Connection,
     pending_timeout: Duration,
     db_version: i32,
+    /// (device, inode) of the file the connection opened.
+    file_id: Option<(u64, u64)>,
+}
+
+fn file_id(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
 }
 
 impl std::fmt::Debug for ContainerBroker {
@@ -212,6 +219,7 @@ impl ContainerBroker {
     /// Opens an existing container DB.
     pub fn open(db_file: impl AsRef<Path>) -> Result<Self> {
         let db_file = db_file.as_ref().to_path_buf();
+        let id = file_id(&db_file);
         let conn = conn::open(&db_file)?;
         let mut broker = ContainerBroker {
             pending_file: pending_path(&db_file),
@@ -219,6 +227,7 @@ impl ContainerBroker {
             conn,
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             db_version: 1,
+            file_id: id,
         };
         broker.db_version = broker.read_db_version()?;
         Ok(broker)
@@ -401,7 +410,24 @@ impl ContainerBroker {
         self.commit_pending_locked(Vec::new())
     }
 
-    fn commit_pending_locked(&self, mut items: Vec<ObjectItem>) -> Result<()> {
+    /// Has the DB file been replaced (renamed over) since we opened it?
+    pub fn replaced(&self) -> bool {
+        file_id(&self.db_file) != self.file_id
+    }
+
+    fn commit_pending_locked(&self, items: Vec<ObjectItem>) -> Result<()> {
+        // A whole-DB replacement renames a new file over ours under this
+        // same lock: commit into the file that is there now, not into the
+        // unlinked one our connection still holds.
+        if self.replaced() && self.db_file.exists() {
+            let mut fresh = ContainerBroker::open(&self.db_file)?;
+            fresh.pending_timeout = self.pending_timeout;
+            return fresh.commit_pending_unchecked(items);
+        }
+        self.commit_pending_unchecked(items)
+    }
+
+    fn commit_pending_unchecked(&self, mut items: Vec<ObjectItem>) -> Result<()> {
         let mut file = match OpenOptions::new()
             .read(true)
             .write(true)
