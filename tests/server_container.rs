@@ -904,14 +904,12 @@ async fn concurrent_object_puts() {
     s.stop().await;
 }
 
+/// What the fake account server saw: (method, path, headers) per request.
+type Seen = Arc<Mutex<Vec<(String, String, HashMap<String, String>)>>>;
+
 /// A fake account server recording what it is sent.
-async fn fake_account_server(
-    status: u16,
-) -> (
-    String,
-    Arc<Mutex<Vec<(String, String, HashMap<String, String>)>>>,
-) {
-    let seen: Arc<Mutex<Vec<(String, String, HashMap<String, String>)>>> = Arc::default();
+async fn fake_account_server(status: u16) -> (String, Seen) {
+    let seen: Seen = Arc::default();
     let rec = seen.clone();
     let app = axum::Router::new().fallback(move |req: axum::extract::Request| {
         let rec = rec.clone();
