@@ -474,6 +474,16 @@ async fn objects_and_listings() {
     assert_eq!(header(&r, "x-backend-record-type"), "object");
     assert_eq!(header(&r, "x-backend-record-storage-policy-index"), "0");
     assert_eq!(header(&r, "x-container-object-count"), "6");
+    // Listing another policy's rows.
+    let r1 = s
+        .req(
+            "GET",
+            "/sda/0/a/c?format=json",
+            &[("X-Backend-Storage-Policy-Index", "1")],
+        )
+        .await;
+    assert_eq!(header(&r1, "x-backend-record-storage-policy-index"), "1");
+    assert_eq!(r1.text().await.unwrap(), "[]");
     // Python's json.dumps layout, ASCII only.
     let raw = r.text().await.unwrap();
     assert!(raw.starts_with("[{\"bytes\": 0, \"hash\": "), "{raw}");
@@ -863,6 +873,16 @@ async fn bad_requests() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    // As in Swift, the policy is checked before the container's existence.
+    assert_eq!(
+        s.status(
+            "GET",
+            "/sda/0/a/missing",
+            &[("X-Backend-Storage-Policy-Index", "5")]
+        )
+        .await,
+        StatusCode::BAD_REQUEST
+    );
     s.stop().await;
 }
 

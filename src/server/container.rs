@@ -1039,8 +1039,9 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
     let record_type = header_latin1(&parts.headers, "x-backend-record-type")
         .unwrap_or_default()
         .to_lowercase();
-    let requested = if is_get {
-        Some(policy_index(state, &parts.headers))
+    // GET_object checks the policy before looking at the DB's state.
+    let requested = if is_get && record_type != "shard" {
+        policy_index(state, &parts.headers)?
     } else {
         None
     };
@@ -1059,10 +1060,6 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
         let broker = loc.open()?;
         let info = broker.get_info().or_reply()?;
         let deleted = info.is_deleted();
-        let requested = match requested {
-            Some(r) => r?,
-            None => None,
-        };
         if deleted {
             return Err(not_found_with(Some(&info)));
         }
