@@ -592,7 +592,7 @@ async fn account_update(
     let trans_id = header_latin1(headers, "x-trans-id").unwrap_or_else(|| "-".into());
     let override_deleted = header_latin1(headers, "x-account-override-deleted")
         .is_some_and(|v| v.eq_ignore_ascii_case("yes"));
-    let mut not_found = 0usize;
+    let mut answered_404 = 0usize;
     let count = hosts.len();
     for (host, device) in hosts.iter().zip(devices.iter()) {
         let Some((ip, port)) = host.rsplit_once(':') else {
@@ -634,7 +634,7 @@ async fn account_update(
                 let status = resp.status();
                 let _ = resp.bytes().await;
                 if status == StatusCode::NOT_FOUND {
-                    not_found += 1;
+                    answered_404 += 1;
                 } else if !status.is_success() {
                     tracing::error!(
                         "ERROR Account update failed with {ip}:{port}/{device} (will retry \
@@ -647,7 +647,7 @@ async fn account_update(
             ),
         }
     }
-    (count > 0 && not_found == count).then(self::not_found)
+    (count > 0 && answered_404 == count).then(not_found)
 }
 
 // ----------------------------------------------------------------- handlers
