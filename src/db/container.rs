@@ -1586,6 +1586,43 @@ impl ContainerBroker {
     pub fn connection(&self) -> &Connection {
         &self.conn
     }
+
+    // ----------------------------------------------------------------------
+    // Container-server helpers
+
+    /// Swift's `set_x_container_sync_points(p1, p2)` (both set): the
+    /// container-sync positions, reset to -1 when `X-Container-Sync-To`
+    /// changes. Adds the columns to a DB too old to have them.
+    pub fn set_x_container_sync_points(&self, sync_point1: i64, sync_point2: i64) -> Result<()> {
+        let update = || {
+            self.conn.execute(
+                "UPDATE container_stat SET x_container_sync_point1 = ?,
+                        x_container_sync_point2 = ?",
+                params![sync_point1, sync_point2],
+            )
+        };
+        match update() {
+            Ok(_) => Ok(()),
+            Err(e)
+                if e.to_string()
+                    .contains("no such column: x_container_sync_point") =>
+            {
+                self.conn
+                    .execute_batch(
+                        "BEGIN;
+                         ALTER TABLE container_stat
+                             ADD COLUMN x_container_sync_point1 INTEGER DEFAULT -1;
+                         ALTER TABLE container_stat
+                             ADD COLUMN x_container_sync_point2 INTEGER DEFAULT -1;
+                         COMMIT;",
+                    )
+                    .map_err(|e| self.err(e))?;
+                update().map_err(|e| self.err(e))?;
+                Ok(())
+            }
+            Err(e) => Err(self.err(e)),
+        }
+    }
 }
 
 fn new_db_id(device: &str) -> String {
