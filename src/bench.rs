@@ -157,3 +157,246 @@ pub fn merge_bench(
     )?);
     Ok(out)
 }
+
+/// An in-process loopback cluster for the replication benchmark: two
+/// nodes (a server each, one device each), a 2-replica ring, replicators.
+struct BenchCluster {
+    root: std::path::PathBuf,
+    ports: Vec<u16>,
+    shutdowns: Vec<tokio::sync::oneshot::Sender<()>>,
+    ring: crate::ring::Ring,
+}
+
+const BENCH_SWIFT_CONF: &str =
+    "[swift-hash]\nswift_hash_path_prefix = bench\nswift_hash_path_suffix = mark\n";
+
+impl BenchCluster {
+    async fn start(root: &Path) -> anyhow::Result<BenchCluster> {
+        use std::sync::Arc;
+        let mut ports = Vec::new();
+        let mut shutdowns = Vec::new();
+        let mut devs = Vec::new();
+        for i in 0..2 {
+            let devices = root.join(format!("node{i}"));
+            std::fs::create_dir_all(devices.join(format!("sd{i}")))?;
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+            let port = listener.local_addr()?.port();
+            let conf = crate::config::ServerConf::from_str(&format!(
+                "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {port}\n\
+                 [app:container-server]\nlog_requests = false\n",
+                devices.display()
+            ))?;
+            let swift = crate::config::SwiftConf::from_str(BENCH_SWIFT_CONF)?;
+            let state = Arc::new(crate::server::AppState::new(conf, swift));
+            let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(async move {
+                let _ = crate::server::serve(state, listener, async {
+                    let _ = rx.await;
+                })
+                .await;
+            });
+            let mut d = crate::ring::dev_cluster_devices(1, "127.0.0.1", port, 1)?.remove(0);
+            d.device = format!("sd{i}");
+            d.zone = i as i64 + 1;
+            devs.push(d);
+            ports.push(port);
+            shutdowns.push(tx);
+        }
+        let ring = crate::ring::build_ring(devs, 2, 8)?;
+        crate::ring::write_v1(&ring, root.join("container.ring.gz"))?;
+        std::fs::write(root.join("swift.conf"), BENCH_SWIFT_CONF)?;
+        Ok(BenchCluster {
+            root: root.to_path_buf(),
+            ports,
+            shutdowns,
+            ring,
+        })
+    }
+
+    fn hash_conf() -> crate::swift::HashPathConfig {
+        crate::swift::HashPathConfig::new("bench", "mark")
+    }
+
+    fn replicator(
+        &self,
+        i: usize,
+        extra: &str,
+    ) -> anyhow::Result<crate::replication::daemon::Replicator> {
+        let conf = crate::config::ReplicatorConf::from_str(&format!(
+            "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
+             swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\ndb_transfer = http\n\
+             databases_per_second = 0\nnode_timeout = 60\nconcurrency = 8\nlog_level = WARNING\n{extra}\n",
+            self.root.join(format!("node{i}")).display(),
+            self.ports[i],
+            self.root.display(),
+            self.root.join(format!("node{i}")).display(),
+        ))?;
+        let swift = crate::config::SwiftConf::from_str(BENCH_SWIFT_CONF)?;
+        let ring = crate::ring::RingHandle::open(self.root.join("container.ring.gz"))?;
+        Ok(crate::replication::daemon::Replicator::new(
+            conf, &swift, ring,
+        ))
+    }
+
+    /// Creates `account/container` on node `i` (at its ring partition) and
+    /// returns the broker; also the index of the other primary.
+    fn create(&self, i: usize, container: &str) -> anyhow::Result<ContainerBroker> {
+        let hc = Self::hash_conf();
+        let part = self.ring.get_part(&hc, "bench", Some(container), None)?;
+        let hash = hc.hash_path("bench", Some(container), None)?;
+        let dev = self.root.join(format!("node{i}/sd{i}"));
+        let path = crate::db::files::db_path(&dev, part, &hash);
+        Ok(ContainerBroker::create(
+            &path,
+            "bench",
+            container,
+            Some(Timestamp::now()),
+            0,
+        )?)
+    }
+
+    fn open(&self, i: usize, container: &str) -> anyhow::Result<ContainerBroker> {
+        let hc = Self::hash_conf();
+        let part = self.ring.get_part(&hc, "bench", Some(container), None)?;
+        let hash = hc.hash_path("bench", Some(container), None)?;
+        let dev = self.root.join(format!("node{i}/sd{i}"));
+        Ok(ContainerBroker::open(crate::db::files::db_path(
+            &dev, part, &hash,
+        ))?)
+    }
+
+    fn stop(self) {
+        for s in self.shutdowns {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn fill(b: &ContainerBroker, rows: &[ObjectItem]) -> anyhow::Result<()> {
+    for chunk in rows.chunks(10_000) {
+        b.merge_items(chunk.to_vec(), None)?;
+    }
+    Ok(())
+}
+
+async fn timed_pass(
+    cluster: &BenchCluster,
+    extra: &str,
+    name: &str,
+    rows: usize,
+) -> anyhow::Result<(Measure, crate::replication::stats::Stats)> {
+    let r = cluster.replicator(0, extra)?;
+    let start = Instant::now();
+    let stats = r.run_once(&Default::default()).await;
+    Ok((
+        Measure {
+            name: name.into(),
+            rows,
+            seconds: start.elapsed().as_secs_f64(),
+        },
+        stats,
+    ))
+}
+
+/// The replication benchmark: usync, rsync_then_merge and a whole-DB ship
+/// of `rows` rows, and one pass over `dbs` small in-sync DBs, each on a
+/// two-node loopback cluster. Returns each step with the path the
+/// replicator took.
+pub async fn replication_bench(
+    dir: &Path,
+    rows: usize,
+    dbs: usize,
+) -> anyhow::Result<Vec<(Measure, String)>> {
+    let base = Timestamp::parse("1700000000").map(|t| t.raw()).unwrap_or(0);
+    let mut out = Vec::new();
+    let path = |s: &crate::replication::stats::Stats| {
+        format!(
+            "rsync={} diff={} diff_capped={} remote_merge={} no_change={} hashmatch={} failure={}",
+            s.rsync, s.diff, s.diff_capped, s.remote_merge, s.no_change, s.hashmatch, s.failure
+        )
+    };
+    let max_diffs = rows / 1000 + 10;
+    let usync_conf = format!("per_diff = 1000\nmax_diffs = {max_diffs}");
+    // usync: the peer has as many rows of its own, so the whole-DB rule
+    // does not apply and every row goes as merge_items.
+    {
+        let root = dir.join("usync");
+        let cluster = BenchCluster::start(&root).await?;
+        let local = cluster.create(0, "usync")?;
+        let remote = cluster.create(1, "usync")?;
+        fill(
+            &local,
+            &synthetic_rows(0, rows, base, NamePattern::Sequential),
+        )?;
+        fill(
+            &remote,
+            &synthetic_rows(rows, rows, base, NamePattern::Sequential),
+        )?;
+        let (m, s) = timed_pass(&cluster, &usync_conf, "usync (merge_items batches)", rows).await?;
+        out.push((m, path(&s)));
+        cluster.stop();
+    }
+    // rsync_then_merge: the peer has 5% as many rows.
+    {
+        let root = dir.join("rtm");
+        let cluster = BenchCluster::start(&root).await?;
+        let local = cluster.create(0, "rtm")?;
+        let remote = cluster.create(1, "rtm")?;
+        fill(
+            &local,
+            &synthetic_rows(0, rows, base, NamePattern::Sequential),
+        )?;
+        fill(
+            &remote,
+            &synthetic_rows(rows, rows / 20, base, NamePattern::Sequential),
+        )?;
+        let (m, s) = timed_pass(
+            &cluster,
+            &usync_conf,
+            "rsync_then_merge (whole DB + remote merge)",
+            rows,
+        )
+        .await?;
+        out.push((m, path(&s)));
+        cluster.stop();
+    }
+    // A missing replica: the whole DB is shipped.
+    {
+        let root = dir.join("ship");
+        let cluster = BenchCluster::start(&root).await?;
+        let local = cluster.create(0, "ship")?;
+        fill(
+            &local,
+            &synthetic_rows(0, rows, base, NamePattern::Sequential),
+        )?;
+        let (m, s) = timed_pass(
+            &cluster,
+            &usync_conf,
+            "missing replica (whole DB + complete_rsync)",
+            rows,
+        )
+        .await?;
+        out.push((m, path(&s)));
+        let _ = cluster.open(1, "ship")?;
+        cluster.stop();
+    }
+    // Many small DBs already in sync.
+    {
+        let root = dir.join("many");
+        let cluster = BenchCluster::start(&root).await?;
+        for k in 0..dbs {
+            let name = format!("small-{k:05}");
+            let rows = synthetic_rows(k * 5, 5, base, NamePattern::Sequential);
+            fill(&cluster.create(0, &name)?, &rows)?;
+            fill(&cluster.create(1, &name)?, &rows)?;
+        }
+        // A first pass records the sync points; the second is measured.
+        let _ = timed_pass(&cluster, "", "warm-up", 0).await?;
+        let (mut m, s) =
+            timed_pass(&cluster, "", "one pass over small in-sync DBs (DBs)", dbs).await?;
+        m.name = "pass over in-sync DBs (rows = DBs)".into();
+        out.push((m, path(&s)));
+        cluster.stop();
+    }
+    Ok(out)
+}

@@ -12,6 +12,20 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Replication throughput on a two-node loopback cluster: usync,
+    /// rsync_then_merge and a whole-DB ship of --rows rows, and one pass over
+    /// --dbs small in-sync DBs.
+    ///
+    /// Example: rowsync bench replication --rows 100000 --dbs 2000
+    Replication {
+        #[arg(long, default_value_t = 100_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 2000)]
+        dbs: usize,
+        /// Scratch directory (a temporary one by default, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// merge_items throughput against the plain-INSERT floor.
     ///
     /// Example: rowsync bench merge --rows 1000000 --batch 1000
@@ -33,6 +47,36 @@ pub enum BenchCommand {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
+        BenchCommand::Replication { rows, dbs, dir } => {
+            anyhow::ensure!(rows > 0, "--rows must be positive");
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            super::init_logging("warning");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let results = rt.block_on(crate::bench::replication_bench(&dir, rows, dbs))?;
+            println!(
+                "{:<45} {:>9} {:>9} {:>12}  path",
+                "scenario", "rows", "seconds", "rows/s"
+            );
+            for (m, path) in &results {
+                println!(
+                    "{:<45} {:>9} {:>9.3} {:>12.0}  {path}",
+                    m.name,
+                    m.rows,
+                    m.seconds,
+                    m.rows_per_sec()
+                );
+            }
+            Ok(())
+        }
         BenchCommand::Merge {
             rows,
             batch,

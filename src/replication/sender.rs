@@ -402,34 +402,63 @@ async fn usync(
         .into_iter()
         .filter(|p| p.remote_id != remote_id)
         .collect();
+    let start_point = point;
     let mut items = db.call(|b| b.get_items_since(point, per_diff))?;
     let mut diffs = 0usize;
+    let mut failed = false;
     while !items.is_empty() && diffs < ctx.conf.max_diffs {
         diffs += 1;
         let last = items.last().and_then(|i| i.rowid).unwrap_or(point);
         let op = ReplicateOp::MergeItems {
-            items,
+            items: std::mem::take(&mut items),
             source: Some(info.id.clone()),
         };
-        match ctx
-            .client
-            .replicate(node, partition, &db.hash, &op, timeout)
-            .await
-        {
-            Ok(r) if r.is_success() => {}
-            Ok(r) => {
+        // Send this batch while the next one is read from the DB.
+        let client = ctx.client.clone();
+        let (node2, hash) = (node.clone(), db.hash.clone());
+        let send = tokio::spawn(async move {
+            client
+                .replicate(&node2, partition, &hash, &op, timeout)
+                .await
+        });
+        let next = if diffs < ctx.conf.max_diffs {
+            db.call(|b| b.get_items_since(last, per_diff))
+        } else {
+            db.call(|b| b.get_items_since(last, 1))
+        };
+        let answer = send.await;
+        match answer {
+            Ok(Ok(r)) if r.is_success() => {}
+            Ok(Ok(r)) => {
                 tracing::error!(db = %db.path.display(), %peer, "ERROR Bad response {} from {peer}", r.status);
-                return Ok(false);
+                failed = true;
+                break;
+            }
+            Ok(Err(e)) => {
+                tracing::error!(db = %db.path.display(), %peer, "ERROR merge_items to {peer}: {e}");
+                failed = true;
+                break;
             }
             Err(e) => {
-                tracing::error!(db = %db.path.display(), %peer, "ERROR merge_items to {peer}: {e}");
-                return Ok(false);
+                tracing::error!(db = %db.path.display(), %peer, "ERROR merge_items task: {e}");
+                failed = true;
+                break;
             }
         }
         point = last;
-        // Progress is kept per acknowledged batch.
-        db.call(|b| b.merge_syncs(&[SyncPoint::new(remote_id, point)], false))?;
-        items = db.call(|b| b.get_items_since(point, per_diff))?;
+        items = next?;
+    }
+    // Progress is kept per acknowledged batch: the last acknowledged
+    // batch's ROWID becomes our outgoing point, however the usync ends.
+    let record_progress = |point: i64| -> Result<(), ReplError> {
+        if point > start_point {
+            db.call(|b| b.merge_syncs(&[SyncPoint::new(remote_id, point)], false))?;
+        }
+        Ok(())
+    };
+    if failed {
+        record_progress(point)?;
+        return Ok(false);
     }
     tracing::debug!(
         db = %db.path.display(), %peer, point, batches = diffs,
@@ -442,6 +471,7 @@ async fn usync(
             ctx.conf.max_diffs * per_diff
         );
         ctx.stat(|s| s.diff_capped += 1);
+        record_progress(point)?;
         return Ok(false);
     }
     let op = ReplicateOp::MergeSyncs(sync_table);
@@ -460,10 +490,12 @@ async fn usync(
         }
         Ok(r) => {
             tracing::error!(%peer, "ERROR Bad response {} from {peer} to merge_syncs", r.status);
+            record_progress(point)?;
             Ok(false)
         }
         Err(e) => {
             tracing::error!(%peer, "ERROR merge_syncs to {peer}: {e}");
+            record_progress(point)?;
             Ok(false)
         }
     }
