@@ -376,3 +376,108 @@ async fn peer_failing_mid_pass_leaves_nothing_that_blocks_convergence() {
     }
     assert_eq!(all_rows(&remote), all_rows(&local));
 }
+
+/// An rsync daemon on loopback serving each node's devices dir as module
+/// `node_<port>`; killed on drop.
+struct RsyncDaemon {
+    child: std::process::Child,
+    port: u16,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for RsyncDaemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn rsync_daemon(cluster: &Cluster) -> Option<RsyncDaemon> {
+    if std::process::Command::new("rsync")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        if std::env::var_os("ROWSYNC_REQUIRE_RSYNC").is_some() {
+            panic!("rsync is required (ROWSYNC_REQUIRE_RSYNC is set) but not installed");
+        }
+        eprintln!("rsync not installed: skipping the rsync transfer check");
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let uid = unsafe { libc::getuid() };
+    let gid = unsafe { libc::getgid() };
+    let mut conf = format!(
+        "uid = {uid}\ngid = {gid}\nuse chroot = false\nmax connections = 8\npid file = {}\nlog file = {}\n",
+        dir.path().join("rsyncd.pid").display(),
+        dir.path().join("rsyncd.log").display()
+    );
+    for n in &cluster.nodes {
+        conf.push_str(&format!(
+            "[node_{}]\npath = {}\nread only = false\n",
+            n.addr.port(),
+            n.devices.display()
+        ));
+    }
+    let conf_path = dir.path().join("rsyncd.conf");
+    std::fs::write(&conf_path, conf).unwrap();
+    let child = std::process::Command::new("rsync")
+        .args(["--daemon", "--no-detach", "--address=127.0.0.1"])
+        .arg(format!("--port={port}"))
+        .arg(format!("--config={}", conf_path.display()))
+        .spawn()
+        .unwrap();
+    let daemon = RsyncDaemon {
+        child,
+        port,
+        _dir: dir,
+    };
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            return Some(daemon);
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("rsync daemon did not start");
+}
+
+/// Swift's default transfer: the rsync binary to the peer's rsync module.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_db_ships_with_rsync_to_an_rsync_daemon() {
+    let cluster = Cluster::start(2, 2, 2).await;
+    let Some(daemon) = rsync_daemon(&cluster) else {
+        return;
+    };
+    let p = primaries(&cluster);
+    let db = cluster.create_db(p[0], A, C);
+    db.merge_items(objs(0..300, 0, "t"), None).unwrap();
+    let conf = format!(
+        "db_transfer = rsync\nrsync_module = rsync://{{replication_ip}}:{}/node_{{replication_port}}\nper_diff = 50",
+        daemon.port
+    );
+    let s = pass(&cluster, p[0], &conf).await;
+    assert_eq!((s.rsync, s.failure), (1, 0), "{s:?}");
+    assert_eq!(
+        all_rows(&cluster.open_db(p[1], A, C).unwrap()),
+        all_rows(&db)
+    );
+    // rsync_then_merge over rsync too.
+    let c2 = "rtm";
+    let l = l_of(&cluster, c2);
+    let r = cluster.primaries(cluster.part(A, c2))[1];
+    let local = cluster.create_db(l, A, c2);
+    local.merge_items(objs(0..400, 0, "t"), None).unwrap();
+    cluster
+        .create_db(r, A, c2)
+        .merge_items(objs(1000..1010, 0, "t"), None)
+        .unwrap();
+    let s = pass(&cluster, l, &conf).await;
+    assert!(s.remote_merge >= 1 && s.failure == 0, "{s:?}");
+    assert_eq!(all_rows(&cluster.open_db(r, A, c2).unwrap()).len(), 410);
+    drop(daemon);
+}

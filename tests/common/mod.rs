@@ -252,12 +252,17 @@ impl Cluster {
     pub fn replicator_conf(&self, i: usize, extra: &str) -> String {
         format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
-             swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\ndb_transfer = http\n\
+             swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\n{}\
              databases_per_second = 0\nnode_timeout = 10\n{extra}\n",
             self.nodes[i].devices.display(),
             self.nodes[i].addr.port(),
             self.swift_dir.path().display(),
             self.nodes[i].dir.path().display(),
+            if extra.contains("db_transfer") {
+                ""
+            } else {
+                "db_transfer = http\n"
+            },
         )
     }
 
