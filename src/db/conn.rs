@@ -42,15 +42,9 @@ pub fn value_text(v: ValueRef<'_>) -> String {
     }
 }
 
-/// Python's `repr(float)` for finite values (shortest round-trip digits,
-/// always with a decimal point or exponent).
+/// Python's `repr(float)`.
 pub fn python_float_repr(f: f64) -> String {
-    let s = format!("{f}");
-    if s.contains('.') || s.contains('e') || s.contains("inf") || s.contains("NaN") {
-        s
-    } else {
-        format!("{s}.0")
-    }
+    crate::swift::pyjson::float_repr(f)
 }
 
 /// Opens an existing DB for normal use (Swift's `get_db_connection`).

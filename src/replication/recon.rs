@@ -49,7 +49,7 @@ pub fn dump_recon_cache_with_timeout(
     for (key, item) in updates {
         put_recon_cache_entry(&mut entry, key, item);
     }
-    let mut line = dumps_sorted(&Value::Object(entry));
+    let mut line = pyjson::dumps_sorted(&Value::Object(entry));
     line.push('\n');
 
     let mut tmp = tempfile::NamedTempFile::new_in(dir)?;
@@ -109,105 +109,6 @@ pub fn replication_recon_update(stats: &Stats, elapsed: f64, now: f64) -> Map<St
     m.insert("replication_time".to_string(), Value::from(elapsed));
     m.insert("replication_last".to_string(), Value::from(now));
     m
-}
-
-/// `json.dumps(value, sort_keys=True, ensure_ascii=True)`: keys sorted at
-/// every level, Python separators and escapes, floats as Python's `repr`.
-pub fn dumps_sorted(value: &Value) -> String {
-    let mut out = String::new();
-    write_sorted(&mut out, value);
-    out
-}
-
-/// Python's `repr(float)` (what `json.dumps` writes for a finite float):
-/// shortest round-trip digits (the closest such, as Python and `ryu` pick;
-/// Rust's own `{:e}` occasionally picks another 17-digit neighbour), fixed
-/// notation when the decimal exponent is in `-4..16` (always with a
-/// fractional part, e.g. `12.0`), otherwise `1.5e-07` / `1e+16` style.
-pub fn py_float_repr(x: f64) -> String {
-    if x.is_nan() {
-        return "NaN".to_string();
-    }
-    if x.is_infinite() {
-        return if x > 0.0 { "Infinity" } else { "-Infinity" }.to_string();
-    }
-    let sign = if x.is_sign_negative() { "-" } else { "" };
-    // serde_json formats finite floats with ryu (shortest, closest digits),
-    // in one of several layouts: `12.0`, `0.000125`, `1e16`, `1.5e-7`.
-    let text = serde_json::Number::from_f64(x.abs())
-        .map(|n| n.to_string())
-        .unwrap_or_else(|| format!("{:e}", x.abs()));
-    let (mantissa, exp) = match text.split_once(['e', 'E']) {
-        Some((m, e)) => (m, e.parse::<i32>().unwrap_or(0)),
-        None => (text.as_str(), 0),
-    };
-    let int_len = mantissa.find('.').unwrap_or(mantissa.len()) as i32;
-    let all: String = mantissa.chars().filter(|c| c.is_ascii_digit()).collect();
-    // value = 0.<digits> * 10^point
-    let trimmed = all.trim_start_matches('0');
-    let mut point = int_len + exp - (all.len() - trimmed.len()) as i32;
-    let mut digits = trimmed.trim_end_matches('0').to_string();
-    if digits.is_empty() {
-        digits.push('0');
-        point = 1;
-    }
-    let ndigits = digits.len() as i32;
-    let exp10 = point - 1;
-    if !(-4..16).contains(&exp10) {
-        let (first, rest) = digits.split_at(1);
-        let frac = if rest.is_empty() {
-            String::new()
-        } else {
-            format!(".{rest}")
-        };
-        let esign = if exp10 < 0 { '-' } else { '+' };
-        return format!("{sign}{first}{frac}e{esign}{:02}", exp10.abs());
-    }
-    let body = if point <= 0 {
-        format!("0.{}{}", "0".repeat((-point) as usize), digits)
-    } else if point >= ndigits {
-        format!("{}{}.0", digits, "0".repeat((point - ndigits) as usize))
-    } else {
-        let (int, frac) = digits.split_at(point as usize);
-        format!("{int}.{frac}")
-    };
-    format!("{sign}{body}")
-}
-
-fn write_sorted(out: &mut String, value: &Value) {
-    match value {
-        Value::Object(map) => {
-            let mut keys: Vec<&String> = map.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                out.push_str(&pyjson::dumps(&Value::String(k.clone())));
-                out.push_str(": ");
-                if let Some(v) = map.get(k) {
-                    write_sorted(out, v);
-                }
-            }
-            out.push('}');
-        }
-        Value::Array(items) => {
-            out.push('[');
-            for (i, v) in items.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                write_sorted(out, v);
-            }
-            out.push(']');
-        }
-        Value::Number(n) if n.is_f64() => match n.as_f64() {
-            Some(f) => out.push_str(&py_float_repr(f)),
-            None => out.push_str(&n.to_string()),
-        },
-        other => out.push_str(&pyjson::dumps(other)),
-    }
 }
 
 fn is_empty_object(v: &Value) -> bool {
@@ -317,7 +218,7 @@ mod tests {
             (123.0e-20, "1.23e-18"),
         ];
         for (x, want) in cases {
-            assert_eq!(py_float_repr(x), want, "{x:e}");
+            assert_eq!(pyjson::float_repr(x), want, "{x:e}");
         }
     }
 
@@ -343,7 +244,7 @@ mod tests {
         let mut m = replication_recon_update(&s, now - start, now);
         m.insert("x".into(), json!("caf\u{e9}\u{7f}"));
         assert_eq!(
-            dumps_sorted(&Value::Object(m)),
+            pyjson::dumps_sorted(&Value::Object(m)),
             r#"{"replication_last": 1481.381376, "replication_stats": {"attempted": 30, "deferred": 0, "diff": 5, "diff_capped": 4, "empty": 7, "failure": 1, "failure_nodes": {"10.0.0.1": {"sdb": 1}}, "hashmatch": 8, "no_change": 6, "remote_merge": 2, "remove": 9, "rsync": 3, "start": 1234.5678, "success": 25, "ts_repl": 10}, "replication_time": 246.813576, "x": "caf\u00e9\u007f"}"#
         );
     }

@@ -463,97 +463,7 @@ pub fn write_v1(ring: &Ring, path: impl AsRef<Path>) -> Result<(), RingError> {
 /// ensure_ascii=True)`: sorted keys, `", "` and `": "` separators,
 /// non-ASCII as `\uXXXX`, floats in Python's repr.
 pub(crate) fn py_json(v: &Value, out: &mut String) {
-    match v {
-        Value::Null => out.push_str("null"),
-        Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => {
-            if n.is_f64() {
-                out.push_str(&py_float(n.as_f64().unwrap_or(0.0)));
-            } else {
-                out.push_str(&n.to_string());
-            }
-        }
-        Value::String(s) => py_str(s, out),
-        Value::Array(a) => {
-            out.push('[');
-            for (i, x) in a.iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_json(x, out);
-            }
-            out.push(']');
-        }
-        Value::Object(m) => {
-            let mut keys: Vec<&String> = m.keys().collect();
-            keys.sort();
-            out.push('{');
-            for (i, k) in keys.into_iter().enumerate() {
-                if i > 0 {
-                    out.push_str(", ");
-                }
-                py_str(k, out);
-                out.push_str(": ");
-                py_json(&m[k], out);
-            }
-            out.push('}');
-        }
-    }
-}
-
-fn py_str(s: &str, out: &mut String) {
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{08}' => out.push_str("\\b"),
-            '\u{0c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 || (c as u32) > 0x7f => {
-                let mut buf = [0u16; 2];
-                for unit in c.encode_utf16(&mut buf) {
-                    out.push_str(&format!("\\u{unit:04x}"));
-                }
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-}
-
-/// Python's `repr(float)` for the values rings hold.
-fn py_float(f: f64) -> String {
-    if !f.is_finite() {
-        return if f.is_nan() {
-            "NaN".into()
-        } else if f > 0.0 {
-            "Infinity".into()
-        } else {
-            "-Infinity".into()
-        };
-    }
-    if f.fract() == 0.0 && f.abs() < 1e16 {
-        return format!("{f:.1}");
-    }
-    let s = format!("{f:?}");
-    if (1e-4..1e16).contains(&f.abs()) {
-        return s;
-    }
-    // Python writes exponents with a sign and at least two digits.
-    let s = format!("{f:e}");
-    match s.split_once('e') {
-        Some((mant, exp)) => {
-            let (sign, digits) = match exp.strip_prefix('-') {
-                Some(d) => ('-', d),
-                None => ('+', exp),
-            };
-            format!("{mant}e{sign}{digits:0>2}")
-        }
-        None => s,
-    }
+    out.push_str(&crate::swift::pyjson::dumps_sorted(v));
 }
 
 #[cfg(test)]
@@ -570,9 +480,9 @@ mod tests {
             s,
             r#"{"a": "caf\u00e9 \ud83d\ude00\"\n", "b": [1, 2.5, 200.0], "c": null}"#
         );
-        assert_eq!(py_float(1e16), "1e+16");
-        assert_eq!(py_float(1e-5), "1e-05");
-        assert_eq!(py_float(0.5), "0.5");
+        assert_eq!(crate::swift::pyjson::float_repr(1e16), "1e+16");
+        assert_eq!(crate::swift::pyjson::float_repr(1e-5), "1e-05");
+        assert_eq!(crate::swift::pyjson::float_repr(0.5), "0.5");
     }
 
     #[test]

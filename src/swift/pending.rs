@@ -108,10 +108,9 @@ fn as_int(v: &Value, field: &'static str) -> Result<i64, PendingError> {
     }
 }
 
-/// A timestamp written as a float by an old writer, rendered like Python's
-/// `str(float)` closely enough for `Timestamp` parsing.
+/// A timestamp written as a float by an old writer, as Python's `str()`.
 fn python_float_repr(f: f64) -> String {
-    format!("{f:?}")
+    super::pyjson::float_repr(f)
 }
 
 /// Turns a container pending tuple (6, 7 or 9 fields) into an item.
