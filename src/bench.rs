@@ -400,3 +400,115 @@ pub async fn replication_bench(
     }
     Ok(out)
 }
+
+/// Result of the container-server load test.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    pub clients: usize,
+    pub seconds: f64,
+    pub acknowledged: u64,
+    pub errors: u64,
+    /// Seconds to commit what was still pending after the load.
+    pub final_commit_seconds: f64,
+    /// Acknowledged rows missing from the listing afterwards.
+    pub missing: u64,
+}
+
+/// `clients` concurrent clients PUT object rows into one container of an
+/// in-process server on loopback for `seconds`; afterwards every
+/// acknowledged row must be in the DB.
+pub async fn load_bench(dir: &Path, clients: usize, seconds: f64) -> anyhow::Result<LoadReport> {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::Arc;
+    let devices = dir.join("srv");
+    std::fs::create_dir_all(devices.join("sda"))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let conf = crate::config::ServerConf::from_str(&format!(
+        "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
+         [app:container-server]\nlog_requests = false\n",
+        devices.display(),
+        addr.port()
+    ))?;
+    let swift = crate::config::SwiftConf::from_str(BENCH_SWIFT_CONF)?;
+    let state = Arc::new(crate::server::AppState::new(conf, swift));
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(crate::server::serve(state, listener, async {
+        let _ = rx.await;
+    }));
+    let http = reqwest::Client::builder().no_proxy().build()?;
+    let base = format!("http://{addr}/sda/0/bench/load");
+    let r = http
+        .put(&base)
+        .header("x-timestamp", Timestamp::now().internal())
+        .send()
+        .await?;
+    anyhow::ensure!(
+        r.status().is_success(),
+        "container PUT answered {}",
+        r.status()
+    );
+    let acked = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let errors = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + std::time::Duration::from_secs_f64(seconds);
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for c in 0..clients {
+        let (http, base, acked, errors) =
+            (http.clone(), base.clone(), acked.clone(), errors.clone());
+        tasks.spawn(async move {
+            let mut mine = Vec::new();
+            let mut i = 0u64;
+            while Instant::now() < deadline {
+                let name = format!("c{c:03}/o{i:08}");
+                let r = http
+                    .put(format!("{base}/{name}"))
+                    .header("x-timestamp", Timestamp::now().internal())
+                    .header("x-size", "1024")
+                    .header("x-content-type", "application/octet-stream")
+                    .header("x-etag", "d41d8cd98f00b204e9800998ecf8427e")
+                    .timeout(std::time::Duration::from_secs(30))
+                    .send()
+                    .await;
+                match r {
+                    Ok(r) if r.status().is_success() => mine.push(name),
+                    _ => {
+                        errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                i += 1;
+            }
+            if let Ok(mut a) = acked.lock() {
+                a.extend(mine);
+            }
+        });
+    }
+    while tasks.join_next().await.is_some() {}
+    let elapsed = start.elapsed().as_secs_f64();
+    let acked: Vec<String> = acked.lock().map(|a| a.clone()).unwrap_or_default();
+    let db_path = {
+        let hc = crate::swift::HashPathConfig::new("bench", "mark");
+        let hash = hc.hash_path("bench", Some("load"), None)?;
+        crate::db::files::db_path(&devices.join("sda"), 0, &hash)
+    };
+    let commit_start = Instant::now();
+    let present: std::collections::HashSet<String> = tokio::task::spawn_blocking(move || {
+        let b = ContainerBroker::open(&db_path)?;
+        b.commit_pending()?;
+        let rows = b.items_since_no_commit(-1, usize::MAX >> 1)?;
+        Ok::<_, crate::db::DbError>(rows.into_iter().map(|r| r.name).collect())
+    })
+    .await??;
+    let final_commit_seconds = commit_start.elapsed().as_secs_f64();
+    let missing = acked.iter().filter(|n| !present.contains(*n)).count() as u64;
+    let _ = tx.send(());
+    let _ = server.await;
+    Ok(LoadReport {
+        clients,
+        seconds: elapsed,
+        acknowledged: acked.len() as u64,
+        errors: errors.load(Ordering::Relaxed),
+        final_commit_seconds,
+        missing,
+    })
+}

@@ -12,6 +12,19 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
+    /// Container-server load: concurrent clients PUT object rows into one
+    /// container for a while; then every acknowledged row must be listed.
+    ///
+    /// Example: rowsync bench load --clients 50 --seconds 10
+    Load {
+        #[arg(long, default_value_t = 50)]
+        clients: usize,
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Scratch directory (a temporary one by default, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// Replication throughput on a two-node loopback cluster: usync,
     /// rsync_then_merge and a whole-DB ship of --rows rows, and one pass over
     /// --dbs small in-sync DBs.
@@ -47,6 +60,45 @@ pub enum BenchCommand {
 
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
+        BenchCommand::Load {
+            clients,
+            seconds,
+            dir,
+        } => {
+            anyhow::ensure!(
+                clients > 0 && seconds > 0.0 && seconds <= 3600.0,
+                "bad --clients/--seconds"
+            );
+            let tmp;
+            let dir = match dir {
+                Some(d) => d,
+                None => {
+                    tmp = tempfile::tempdir()?;
+                    tmp.path().to_path_buf()
+                }
+            };
+            super::init_logging("warning");
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            let r = rt.block_on(crate::bench::load_bench(&dir, clients, seconds))?;
+            println!("clients:                {}", r.clients);
+            println!("duration:               {:.2} s", r.seconds);
+            println!("object PUTs acknowledged: {}", r.acknowledged);
+            println!("errors:                 {}", r.errors);
+            println!(
+                "requests/s:             {:.0}",
+                (r.acknowledged + r.errors) as f64 / r.seconds
+            );
+            println!(
+                "rows committed/s:       {:.0}",
+                r.acknowledged as f64 / (r.seconds + r.final_commit_seconds)
+            );
+            println!("final pending commit:   {:.3} s", r.final_commit_seconds);
+            println!("acknowledged rows missing afterwards: {}", r.missing);
+            anyhow::ensure!(r.missing == 0 && r.errors == 0, "load test failed");
+            Ok(())
+        }
         BenchCommand::Replication { rows, dbs, dir } => {
             anyhow::ensure!(rows > 0, "--rows must be positive");
             let tmp;
