@@ -39,8 +39,7 @@ HASH_PREFIX = 'interop-prefix'
 HASH_SUFFIX = 'interop-suffix'
 PART_POWER = 8
 REPLICAS = 3
-SWIFT_NODES = 3
-ROWSYNC_NODES = 3
+DEVICES = 8  # one per node; each node is Swift's or rowsync's
 SWIFT_PORT_BASE = 6211
 ROWSYNC_PORT_BASE = 6221
 RSYNC_PORT = 6231
@@ -227,27 +226,20 @@ def setup(args):
                 '[storage-policy:0]\n'
                 'name = gold\n'
                 'default = yes\n' % (HASH_PREFIX, HASH_SUFFIX))
+    # The same cluster seen with two storage policies: a replicator run
+    # with it sends the 10-argument `sync` (policy scenarios).
+    os.makedirs(os.path.join(root, 'etc2'), exist_ok=True)
+    with open(os.path.join(swift_dir, 'swift.conf')) as f, \
+            open(os.path.join(root, 'etc2', 'swift.conf'), 'w') as g:
+        g.write(f.read() + '\n[storage-policy:1]\nname = silver\n')
     rsync_port = free_port(RSYNC_PORT)
-    nodes = []
-    i = 0
-    for kind, count, base in (('swift', SWIFT_NODES, SWIFT_PORT_BASE),
-                              ('rowsync', ROWSYNC_NODES, ROWSYNC_PORT_BASE)):
-        for j in range(count):
-            i += 1
-            ndir = os.path.join(root, 'node%d' % i)
-            node = {
-                'name': 'node%d' % i, 'kind': kind, 'dir': ndir,
-                'devices': os.path.join(ndir, 'srv'), 'device': 'sdb%d' % i,
-                'port': free_port(base + j), 'zone': i,
-                'conf': os.path.join(ndir, 'container-server.conf'),
-            }
-            os.makedirs(os.path.join(node['devices'], node['device']),
-                        exist_ok=True)
-            with open(node['conf'], 'w') as f:
-                f.write(server_conf_text(node, swift_dir, rsync_port))
-            nodes.append(node)
 
-    # The container ring, built by Swift's own tool.
+    # The container ring, built by Swift's own tool. Swift's builder places
+    # replicas in a few fixed device triples (8 equal devices: 8 triples),
+    # so the devices are added first and the kinds (Swift or rowsync) are
+    # then given so that every pattern a scenario asks for exists:
+    # S+S+S (control), S+S+R and S+R+R. Ports are set after that
+    # (`set_info`, `write_ring`): they do not move partitions.
     builder = os.path.join(swift_dir, 'container.builder')
     rb = os.path.join(os.path.dirname(sys.executable), 'swift-ring-builder')
 
@@ -259,12 +251,38 @@ def setup(args):
                 ' '.join(a), p.returncode, p.stdout, p.stderr))
 
     ring_builder('create', str(PART_POWER), str(REPLICAS), '1')
-    for n in nodes:
-        ring_builder('add', '--region', '1', '--zone', str(n['zone']),
-                     '--ip', '127.0.0.1', '--port', str(n['port']),
-                     '--device', n['device'], '--weight', '100')
+    for i in range(DEVICES):
+        ring_builder('add', '--region', '1', '--zone', str(i + 1),
+                     '--ip', '127.0.0.1', '--port', str(7001 + i),
+                     '--device', 'sdb%d' % (i + 1), '--weight', '100')
     # exit 1 = warnings (e.g. balance), still a usable ring
     ring_builder('rebalance', '--seed', '1', ok=(0, 1))
+    from swift.common.ring import RingBuilder
+    b = RingBuilder.load(builder)
+    triples = [tuple(b._replica2part2dev[r][p] for r in range(REPLICAS))
+               for p in range(b.parts)]
+    kinds = choose_kinds(triples, DEVICES)
+
+    nodes = []
+    counts = {'swift': 0, 'rowsync': 0}
+    bases = {'swift': SWIFT_PORT_BASE, 'rowsync': ROWSYNC_PORT_BASE}
+    for i, kind in enumerate(kinds):
+        ndir = os.path.join(root, 'node%d' % (i + 1))
+        node = {
+            'name': 'node%d' % (i + 1), 'kind': kind, 'dir': ndir,
+            'devices': os.path.join(ndir, 'srv'), 'device': 'sdb%d' % (i + 1),
+            'port': free_port(bases[kind] + counts[kind]), 'id': i,
+            'conf': os.path.join(ndir, 'container-server.conf'),
+        }
+        counts[kind] += 1
+        os.makedirs(os.path.join(node['devices'], node['device']),
+                    exist_ok=True)
+        with open(node['conf'], 'w') as f:
+            f.write(server_conf_text(node, swift_dir, rsync_port))
+        nodes.append(node)
+        ring_builder('set_info', 'd%d' % i, '127.0.0.1:%dR127.0.0.1:%d'
+                     % (node['port'], node['port']), '--yes')
+    ring_builder('write_ring')
 
     # One rsync daemon, one module per node (its devices dir).
     user = pwd.getpwuid(os.getuid()).pw_name
@@ -287,6 +305,29 @@ def setup(args):
     print('rsyncd rsyncd %d %s' % (rsync_port, rsyncd_conf))
     for n in nodes:
         print('%s %s %d %s' % (n['kind'], n['name'], n['port'], n['conf']))
+
+
+def choose_kinds(triples, ndev):
+    """Swift or rowsync for each device: the assignment (3 to 5 Swift
+    devices) under which the fewest partitions of any wanted pattern is
+    largest; R+R+R breaks ties (a future rowsync-only control)."""
+    from collections import Counter
+    from itertools import product
+    best = None
+    for kinds in product(('swift', 'rowsync'), repeat=ndev):
+        if not 3 <= kinds.count('swift') <= ndev - 3:
+            continue
+        pats = Counter(tuple(sorted(kinds[d] for d in t)) for t in triples)
+        want = [pats[('swift', 'swift', 'swift')],
+                pats[('rowsync', 'swift', 'swift')],
+                pats[('rowsync', 'rowsync', 'swift')]]
+        score = (min(want), pats[('rowsync', 'rowsync', 'rowsync')])
+        if best is None or score > best[0]:
+            best = (score, kinds)
+    if best is None or best[0][0] == 0:
+        sys.exit('no Swift/rowsync assignment gives every pattern: %s'
+                 % Counter(triples))
+    return list(best[1])
 
 
 def http_up(port, timeout=1.0):
@@ -420,7 +461,7 @@ class Ctx(object):
     # Lines that mean something went wrong even when the stats look fine:
     # Swift's ERROR lines and tracebacks (replicator and server), rowsync's
     # ERROR and WARN lines.
-    LOG_TROUBLE = (' ERROR ', 'Traceback', ' WARN ', 'STDERR:')
+    LOG_TROUBLE = (' ERROR ', 'Traceback', ' WARN ', ' WARNING ', 'STDERR:')
 
     def log_trouble(self, allow=()):
         found = []
@@ -526,6 +567,15 @@ class Ctx(object):
                                        sorted(gd)[:3], sorted(wd)[:3]))
         live = [r for r in rows if not r['deleted']]
         info = st['info']
+        if node.kind == 'rowsync':
+            import sqlite3
+            c = sqlite3.connect('file:%s?mode=ro' % st['path'], uri=True)
+            try:
+                ic = c.execute('PRAGMA integrity_check').fetchall()
+            finally:
+                c.close()
+            check(ic == [('ok',)], '%s (%s) integrity_check: %s', label,
+                  node.kind, ic[:3])
         check(info['object_count'] == len(live),
               '%s (%s) object_count %s, want %d', label, node.kind,
               info['object_count'], len(live))
@@ -581,20 +631,25 @@ class Ctx(object):
                                      overrides))
         return path
 
-    def replicate(self, node, part, overrides=None):
+    def replicate(self, node, part, overrides=None, two_policies=False):
         """One replication pass of `node`'s replicator, limited to `part` on
         the node's device. Returns the pass's `replication_stats` from the
-        node's recon cache."""
+        node's recon cache. With `two_policies` the replicator reads a
+        swift.conf defining policies 0 and 1 (same hash, same ring)."""
         conf = self.write_conf(node, overrides)
+        swift_dir = self.cl.swift_dir
+        if two_policies:
+            swift_dir = os.path.join(self.cl.root, 'etc2')
         recon = os.path.join(node.dir, 'container.recon')
         if os.path.exists(recon):
             os.unlink(recon)
         if node.kind == 'swift':
             cmd = [sys.executable, os.path.abspath(__file__), 'swift',
-                   self.cl.swift_dir, 'container-replicator', conf, '--once',
+                   swift_dir, 'container-replicator', conf, '--once',
                    '--partitions', str(part), '--devices', node.device]
         else:
-            cmd = rowsync_replicator_cmd(self.cl, conf, part, node.device)
+            cmd = rowsync_replicator_cmd(self.cl, conf, part, node.device,
+                                         os.path.join(swift_dir, 'swift.conf'))
             if cmd is None:
                 raise Skip(ROWSYNC_REPLICATOR_MISSING)
         logf = os.path.join(self.cl.root, 'logs', '%s-replicator.log'
@@ -672,7 +727,7 @@ def rowsync_replicator_help(cl):
     return _rowsync_repl_help[cl.rowsync_bin]
 
 
-def rowsync_replicator_cmd(cl, conf, part, device):
+def rowsync_replicator_cmd(cl, conf, part, device, swift_conf):
     """`rowsync replicator --config CONF --once`, with whichever of Swift's
     overrides the binary offers; None if there is no replicator."""
     help_text = rowsync_replicator_help(cl)
@@ -680,7 +735,7 @@ def rowsync_replicator_cmd(cl, conf, part, device):
         return None
     cmd = [cl.rowsync_bin, 'replicator', '--config', conf]
     if '--swift-conf' in help_text:
-        cmd += ['--swift-conf', cl.swift_conf]
+        cmd += ['--swift-conf', swift_conf]
     cmd.append('--once')
     if '--partitions' in help_text:
         cmd += ['--partitions', str(part)]
@@ -692,7 +747,9 @@ def rowsync_replicator_cmd(cl, conf, part, device):
 # --------------------------------------------------------------- registry
 
 SCENARIOS = []
-PAIRS = (('swift', 'rowsync'), ('rowsync', 'swift'))
+# swift->swift is the control: it shows each expectation holds for Swift
+# itself, so a failure of the same scenario with rowsync is rowsync's.
+PAIRS = (('swift', 'rowsync'), ('rowsync', 'swift'), ('swift', 'swift'))
 
 
 def scenario(name, pairs=PAIRS, needs_rowsync_replicator=None):
@@ -765,6 +822,7 @@ def sc_gap_10pct(ctx, sk, rk):
     srows = [row(ODD_NAMES[i] if i < len(ODD_NAMES) else 'obj-%03d' % i,
                  t + i) for i in range(250)]
     srows[33] = row('obj-033', t + 300, deleted=1)  # deleted later
+    srows[45] = row('obj-045', t + 45, size=2 ** 53 + 1)  # not a float
     rrows = [r if r['name'] != 'obj-033' else row('obj-033', t + 33)
              for i, r in enumerate(srows) if i % 10 != 5]  # peers: live 033
     ctx.make_db(snd, part, hsh, cont, t, srows)
@@ -793,15 +851,18 @@ def sc_gap_10pct(ctx, sk, rk):
 
 @scenario('gap_90pct')
 def sc_gap_90pct(ctx, sk, rk):
-    """The peers hold 10 of 100 rows plus one of their own: the 50% rule
+    """The peers hold 10% of the rows plus one of their own: the 50% rule
     ships the whole DB and the peer merges its rows in (rsync_then_merge),
     keeping its own row and metadata."""
     cont, part, hsh, (snd, r1, r2) = ctx.place('gap90', (sk, rk, rk))
     t = ctx.t0
-    srows = [row('obj-%03d' % i, t + i) for i in range(100)]
-    rrows = srows[:10] + [row('peer-only', t + 500)]
-    rrows[5] = row('obj-005', t + 501, 'text/peer-newer')
-    rrows[7] = row('obj-007', t + 502, deleted=1)
+    # Swift gives the rsync_then_merge call count/2000 seconds: 4000 rows
+    # make that 2 s (with 100 rows, 0.05 s, which Swift's own server
+    # misses at times).
+    srows = [row('obj-%04d' % i, t + i * 0.01) for i in range(4000)]
+    rrows = srows[:400] + [row('peer-only', t + 500)]
+    rrows[5] = row('obj-0005', t + 501, 'text/peer-newer')
+    rrows[7] = row('obj-0007', t + 502, deleted=1)
     ctx.make_db(snd, part, hsh, cont, t, srows,
                 metadata={'X-Container-Meta-Sender': ('s', t + 1)})
     for r in (r1, r2):
@@ -1034,6 +1095,7 @@ def sc_composite(ctx, sk, rk):
     """Rows updated by POSTs carry composite timestamps (data, content-type,
     metadata): the peer must combine them as Swift does. The oracle is a
     scratch Swift broker merging the same rows."""
+    from swift.common.utils import Timestamp
     cont, part, hsh, (snd, r1, r2) = ctx.place('composite', (sk, rk, rk))
     t = ctx.t0
 
@@ -1055,7 +1117,9 @@ def sc_composite(ctx, sk, rk):
         r('x3', t + 4, 'text/a', etag_of='x3a'),
         r('x3', t + 4, 'text/b', etag_of='x3a', ctype_t=t + 8, meta_t=t + 8),
         r('x4', t + 3, 'text/plain', etag_of='x4'),
+        r('x5', t + 2, 'text/offset-1', etag_of='x5'),
     ]
+    sender[-1]['created_at'] = Timestamp(t + 2, offset=1).internal
     peer = [
         r('x1', t + 1, 'text/old', etag_of='x1'),
         r('x1', t + 1, 'text/old', etag_of='x1', meta_t=t + 6),
@@ -1064,6 +1128,7 @@ def sc_composite(ctx, sk, rk):
         r('x4', t + 3, 'text/plain', etag_of='x4'),
         r('x4', t + 3, 'text/later', etag_of='x4', ctype_t=t + 4,
           meta_t=t + 4),
+        r('x5', t + 2, 'text/offset-0', etag_of='x5'),
     ]
     ctx.make_db(snd, part, hsh, cont, t, sender)
     for n in (r1, r2):
@@ -1141,6 +1206,58 @@ def sc_shard_ranges(ctx, sk, rk):
     ctx.expect_stats(st, 'pass 2', no_change=2, diff=0)
 
 
+@scenario('policy_index_choice')
+def sc_policy(ctx, sk, rk):
+    """Two policies (10-argument sync): the peers and the sender disagree on
+    the container's storage policy; both ends must settle on the one Swift's
+    cmp_policy_info picks (oldest live, newest re-created, live over
+    deleted), whichever side has to move."""
+    from swift.container.reconciler import incorrect_policy_index
+    t = ctx.t0
+    cases = [
+        # name, sender (policy, put, delete, recreate), peers (same)
+        ('sender-older', (1, t + 5, None, None), (0, t + 10, None, None)),
+        ('peer-older', (1, t + 10, None, None), (0, t + 5, None, None)),
+        ('peer-deleted', (1, t + 10, None, None), (0, t + 5, t + 20, None)),
+        ('sender-recreated', (1, t + 5, t + 20, t + 30),
+         (0, t + 10, None, None)),
+    ]
+
+    def make(n, part, hsh, cont, spec):
+        pol, put_t, del_t, re_t = spec
+        b = ctx.broker(n, part, hsh, cont)
+        b.initialize(ts(put_t), pol)
+        if del_t is not None:
+            b.delete_db(ts(del_t))
+        if re_t is not None:  # a PUT after the delete, as the server does
+            b.update_put_timestamp(ts(re_t))
+            b.update_status_changed_at(ts(re_t))
+        return dict(b.get_replication_info())
+
+    problems = []
+    for name, sspec, pspec in cases:
+        cont, part, hsh, (snd, r1, r2) = ctx.place('policy-' + name,
+                                                   (sk, rk, rk))
+        sinfo = make(snd, part, hsh, cont, sspec)
+        for n in (r1, r2):
+            pinfo = make(n, part, hsh, cont, pspec)
+        want = (pinfo['storage_policy_index']
+                if incorrect_policy_index(sinfo, pinfo)
+                else sinfo['storage_policy_index'])
+        st = ctx.replicate(snd, part, two_policies=True)
+        ctx.expect_stats(st, name, failure=0, rsync=0, diff=0)
+        for n in (snd, r1, r2):
+            got = ctx.state(n, part, hsh)['info']['storage_policy_index']
+            if got != want:
+                problems.append('%s: %s (%s) has policy %s, want %s' % (
+                    name, n.name, n.kind, got, want))
+        try:
+            ctx.expect_same_db_info(part, hsh, [snd, r1, r2])
+        except Fail as e:
+            problems.append('%s: %s' % (name, e))
+    check(not problems, '; '.join(problems))
+
+
 @scenario('pending_on_peer')
 def sc_pending(ctx, sk, rk):
     """The peers hold every row, but only in their .pending files (Swift's
@@ -1163,6 +1280,43 @@ def sc_pending(ctx, sk, rk):
         ctx.expect_rows(n, part, hsh, rows)
 
 
+@scenario('rowsync_db_served_by_swift', pairs=(('swift', 'rowsync'),))
+def sc_rowsync_db_in_swift(ctx, sk, rk):
+    """A DB that rowsync rebuilt (rsync_then_merge: its rows, sync tables
+    and id written by rowsync) is moved onto a Swift node, whose replicator
+    then serves it: Swift reads rowsync's rows and incoming_sync table and
+    pushes the peer-only row on to the other Swift replica."""
+    cont, part, hsh, (s1, s2, r) = ctx.place('served', ('swift', 'swift',
+                                                       'rowsync'))
+    t = ctx.t0
+    srows = [row('obj-%04d' % i, t + i * 0.01) for i in range(4000)]
+    rrows = srows[:400] + [row('peer-only', t + 500)]
+    ctx.make_db(s1, part, hsh, cont, t, srows)
+    ctx.make_db(r, part, hsh, cont, t, rrows)
+    st = ctx.replicate(s1, part, {'per_diff': '10'})
+    ctx.expect_stats(st, 'pass 1', rsync=1, remote_merge=1, success=2)
+    want = merged(srows, rrows)
+    rst = ctx.expect_rows(r, part, hsh, want)
+    # s2's copy (from s1) is replaced by rowsync's file
+    s2_path = s2.db_path(part, hsh)
+    os.unlink(s2_path)
+    shutil.copy2(rst['path'], s2_path)
+    st = ctx.replicate(s2, part, {'per_diff': '1000'})
+    # to s1: usync of all rows (s1 never synced with this id); to r:
+    # the same file, so equal hashes
+    ctx.expect_stats(st, 's2 pass', diff=1, no_change=1, rsync=0,
+                     success=2)
+    ctx.expect_rows(s1, part, hsh, want, 's1 after the push from s2')
+    s1st = ctx.state(s1, part, hsh)
+    check(s1st['incoming'].get(rst['info']['id']) == rst['max_row'],
+          's1 incoming sync for the rowsync-made id %s, want %d',
+          s1st['incoming'].get(rst['info']['id']), rst['max_row'])
+    rc, out = ctx.swift_info_cli(rst['path'])
+    check(rc == 0 and 'Object Count: %d' % len(want) in out,
+          'swift-container-info on %s: exit %d: %s', rst['path'], rc,
+          out[-500:])
+
+
 def _sync_answer_matches_broker(ctx, node):
     """A Swift-made DB on `node`: the `sync` answer must carry what Swift's
     own get_replication_info() reads from the file, key for key and type
@@ -1171,6 +1325,7 @@ def _sync_answer_matches_broker(ctx, node):
     t = ctx.t0
     rows = [row('obj-%d' % i, t + i) for i in range(7)]
     rows.append(row('tomb', t + 20, deleted=1))
+    rows.append(row('huge', t + 21, size=2 ** 53 + 1))
     late = [row('late-%d' % i, t + 30 + i) for i in range(3)]
     b = ctx.make_db(n, part, hsh, cont, t, rows, metadata={
         'X-Container-Meta-Color': ('blue', t + 3),

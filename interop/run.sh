@@ -159,7 +159,7 @@ fi
 [ "${INTEROP_VERBOSE:-}" = 1 ] && RUN_ARGS+=(-v)
 
 set +e
-"$PYBIN" "$HERE/driver.py" run "$ROOT" "${RUN_ARGS[@]}"
+"$PYBIN" "$HERE/${INTEROP_DRIVER:-driver.py}" run "$ROOT" "${RUN_ARGS[@]}"
 rc=$?
 set -e
 exit $rc
