@@ -158,8 +158,14 @@ if [ -n "${INTEROP_ONLY:-}" ]; then
 fi
 [ "${INTEROP_VERBOSE:-}" = 1 ] && RUN_ARGS+=(-v)
 
+# In the background so that a TERM to this script is acted on at once
+# (bash runs traps only after a foreground child ends); the driver kills
+# its own replicator child on TERM.
 set +e
-"$PYBIN" "$HERE/${INTEROP_DRIVER:-driver.py}" run "$ROOT" "${RUN_ARGS[@]}"
+"$PYBIN" "$HERE/driver.py" run "$ROOT" "${RUN_ARGS[@]}" &
+PIDS+=($!)
+NAMES+=(driver)
+wait $!
 rc=$?
 set -e
 exit $rc
