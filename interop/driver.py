@@ -518,12 +518,12 @@ class Ctx(object):
                                container=cont)
 
     def make_db(self, node, part, hsh, cont, put_t, rows=(), metadata=None,
-                delete_t=None, pending=(), shard_ranges=()):
+                delete_t=None, pending=(), shard_ranges=(), policy=0):
         """Creates a DB with Swift's broker (on any node: rowsync reads
         Swift-made files). `rows` are committed; `pending` rows are left in
         the .pending file, as a busy Swift server leaves them."""
         b = self.broker(node, part, hsh, cont)
-        b.initialize(ts(put_t), 0)
+        b.initialize(ts(put_t), policy)
         put_rows(b, rows)
         b._commit_puts()
         put_rows(b, pending)
@@ -1426,49 +1426,102 @@ def sc_rowsync_db_in_swift(ctx, sk, rk):
           out[-500:])
 
 
-def _sync_answer_matches_broker(ctx, node):
-    """A Swift-made DB on `node`: the `sync` answer must carry what Swift's
-    own get_replication_info() reads from the file, key for key and type
-    for type (plus `point`)."""
-    cont, part, hsh, (n,) = ctx.place('syncinfo-%s' % node, (node,))
-    t = ctx.t0
-    rows = [row('obj-%d' % i, t + i) for i in range(7)]
-    rows.append(row('tomb', t + 20, deleted=1))
-    rows.append(row('huge', t + 21, size=2 ** 53 + 1))
-    late = [row('late-%d' % i, t + 30 + i) for i in range(3)]
-    b = ctx.make_db(n, part, hsh, cont, t, rows, metadata={
-        'X-Container-Meta-Color': ('blue', t + 3),
-        'X-Container-Sysmeta-Thing': ('x', t + 4)})
-    # the timestamps as stored (the probe sends them back unchanged)
-    with b.get() as conn:
-        stamps = conn.execute('SELECT created_at, put_timestamp, '
-                              'delete_timestamp FROM container_stat'
-                              ).fetchone()
-    put_rows(b, late)  # left in .pending: the answer must include them
-    body = ['sync', 3, '0' * 32, 'interop-probe-id'] + list(stamps) + ['']
-    status, data = ctx.replicate_call(n, part, hsh, body)
-    info = dict(ctx.broker(n, part, hsh).get_replication_info())
-    rows += late
-    check(status == 200, 'REPLICATE %s -> %d %r', json.dumps(body), status,
-          data[:300])
-    ans = json.loads(data)
-    check(ans.get('point') == -1, 'point %r, want -1', ans.get('point'))
+def _compare_answer(what, ans, ref, extra_ok=()):
+    """Key by key and type by type (bool and int apart)."""
     bad = []
-    for k, v in info.items():
+    for k, v in ref.items():
         if k not in ans:
             bad.append('%s missing' % k)
         elif ans[k] != v or type(ans[k]) is not type(v):
             bad.append('%s: %r, Swift reads %r' % (k, ans[k], v))
-    extra = set(ans) - set(info) - {'point'}
+    extra = set(ans) - set(ref) - set(extra_ok)
     if extra:
         bad.append('unexpected keys %s' % sorted(extra))
-    check(not bad, 'sync answer vs get_replication_info: %s', '; '.join(bad))
-    # unknown sender, different hash: nothing recorded for it
-    st = ctx.state(n, part, hsh)
-    check('interop-probe-id' not in st['incoming'],
-          'incoming sync recorded for a non-matching hash: %s',
-          st['incoming'])
-    ctx.expect_rows(n, part, hsh, rows)
+    check(not bad, '%s: %s', what, '; '.join(bad))
+
+
+def _sync_answer_matches_broker(ctx, node):
+    """Swift-made DBs on `node`: the `sync` answer must carry what Swift's
+    own get_replication_info() reads from the file, key for key and type
+    for type (plus `point`); `get_shard_ranges` must answer what Swift's
+    get_all_shard_range_data() reads. Variants: rows left in .pending;
+    shard ranges (with an own range); a deleted container; policy 1 with
+    container-sync points and reported stats set."""
+    from swift.common.utils import ShardRange
+    t = ctx.t0
+    for variant in ('pending', 'shards', 'deleted', 'policy-sync-reported'):
+        cont, part, hsh, (n,) = ctx.place('syncinfo-%s-%s' % (node, variant),
+                                          (node,))
+        rows = [row('obj-%d' % i, t + i) for i in range(7)]
+        rows.append(row('tomb', t + 20, deleted=1))
+        rows.append(row('huge', t + 21, size=2 ** 53 + 1))
+        late = []
+        policy = 0
+        if variant == 'deleted':
+            rows = [row('tomb', t + 20, deleted=1)]
+        elif variant == 'policy-sync-reported':
+            policy = 1
+            for r in rows:
+                r['storage_policy_index'] = 1
+        b = ctx.make_db(n, part, hsh, cont, t, rows, metadata={
+            'X-Container-Meta-Color': ('blue', t + 3),
+            'X-Container-Sysmeta-Thing': ('x', t + 4)},
+            delete_t=(t + 30 if variant == 'deleted' else None),
+            policy=policy)
+        if variant == 'pending':
+            late = [row('late-%d' % i, t + 30 + i) for i in range(3)]
+            put_rows(b, late)  # left in .pending: the answer includes them
+        elif variant == 'shards':
+            sname = lambda x: '.shards_%s/%s-%s' % (ACCOUNT, cont, x)
+            b.merge_shard_ranges([
+                ShardRange('%s/%s' % (ACCOUNT, cont), ts(t + 1), '', '',
+                           9, 90, ts(t + 2), state=ShardRange.ACTIVE,
+                           state_timestamp=ts(t + 1), epoch=None),
+                ShardRange(sname('a'), ts(t + 1), '', 'm', 4, 40, ts(t + 2),
+                           state=ShardRange.CREATED,
+                           state_timestamp=ts(t + 1), epoch=ts(t + 1),
+                           reported=True, tombstones=3),
+                ShardRange(sname('b'), ts(t + 1), 'm', '', deleted=True,
+                           state=ShardRange.FOUND, state_timestamp=ts(t + 1))])
+        elif variant == 'policy-sync-reported':
+            b.set_x_container_sync_points(5, 7)
+            b.reported(ts(t + 1), ts(0), 3, 33)
+        # the timestamps as stored (the probe sends them back unchanged)
+        with b.get() as conn:
+            stamps = conn.execute('SELECT created_at, put_timestamp, '
+                                  'delete_timestamp FROM container_stat'
+                                  ).fetchone()
+        body = ['sync', 3, '0' * 32, 'interop-probe-id'] + list(stamps) + ['']
+        status, data = ctx.replicate_call(n, part, hsh, body)
+        b = ctx.broker(n, part, hsh)
+        info = dict(b.get_replication_info())
+        check(status == 200, '%s: REPLICATE %s -> %d %r', variant,
+              json.dumps(body), status, data[:300])
+        ans = json.loads(data)
+        check(ans.get('point') == -1, '%s: point %r, want -1', variant,
+              ans.get('point'))
+        _compare_answer('%s: sync answer vs get_replication_info' % variant,
+                        ans, info, extra_ok=('point',))
+        status, data = ctx.replicate_call(n, part, hsh, ['get_shard_ranges'])
+        check(status == 200, '%s: get_shard_ranges -> %d %r', variant,
+              status, data[:300])
+        got = json.loads(data)
+        want = sorted(b.get_all_shard_range_data(), key=lambda x: x['name'])
+        got = sorted(got, key=lambda x: x.get('name', ''))
+        check(len(got) == len(want), '%s: get_shard_ranges gave %d ranges, '
+              'Swift reads %d', variant, len(got), len(want))
+        for g, w in zip(got, want):
+            _compare_answer('%s: shard range %s' % (variant, w['name']), g,
+                            dict(w))
+        # unknown sender, different hash: nothing recorded for it
+        st = ctx.state(n, part, hsh)
+        check('interop-probe-id' not in st['incoming'],
+              '%s: incoming sync recorded for a non-matching hash: %s',
+              variant, st['incoming'])
+        try:
+            ctx.expect_rows(n, part, hsh, rows + late)
+        except Fail as e:
+            raise Fail('%s: %s' % (variant, e))
 
 
 @scenario('sync_answer_is_broker_info', pairs=(('driver', 'rowsync'),
