@@ -1,0 +1,171 @@
+#!/usr/bin/env bash
+# Interop harness: Swift 2.38.3 (Python, from PyPI) and rowsync in one
+# cluster on 127.0.0.1. See interop/README.md.
+#
+# Environment:
+#   ROWSYNC_BIN        rowsync binary to test (default: build target/debug/rowsync)
+#   INTEROP_ROOT       cluster directory (default: a fresh mktemp -d, removed after)
+#   INTEROP_KEEP=1     keep the cluster directory (logs, DBs) after the run
+#   INTEROP_ONLY       comma-separated substrings: run only matching scenarios
+#   INTEROP_VERBOSE=1  print the driver's progress lines
+#   PYTHON             interpreter for the venv (default: python3.11, else python3)
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/.." && pwd)"
+VENV="$HERE/.venv"
+SWIFT_PIN="2.38.3"
+say() { echo "interop: $*" >&2; }
+
+# ---------------------------------------------------------------- the venv
+venv_ok() {
+    [ -x "$VENV/bin/python" ] && "$VENV/bin/python" - "$SWIFT_PIN" <<'EOF' >/dev/null 2>&1
+import sys, importlib.metadata as m
+assert m.version("swift") == sys.argv[1], m.version("swift")
+import swift.container.server, swift.container.replicator, swift.cli.info
+EOF
+}
+
+apt_updated=""
+apt_install() {
+    if [ -z "$apt_updated" ]; then
+        say "apt-get update"
+        apt-get update -qq >&2
+        apt_updated=1
+    fi
+    say "apt-get install $*"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >&2
+}
+
+if ! venv_ok; then
+    PY="${PYTHON:-}"
+    if [ -z "$PY" ]; then
+        if command -v python3.11 >/dev/null 2>&1; then PY=python3.11; else PY=python3; fi
+    fi
+    say "creating $VENV with $PY and swift==$SWIFT_PIN"
+    rm -rf "$VENV"
+    if ! "$PY" -m venv "$VENV" >&2; then
+        apt_install python3-venv
+        rm -rf "$VENV"
+        "$PY" -m venv "$VENV" >&2
+    fi
+    "$VENV/bin/pip" install -q --disable-pip-version-check \
+        -c "$HERE/constraints.txt" "swift==$SWIFT_PIN" >&2
+    if ! venv_ok; then
+        # pyeclib ships wheels with liberasurecode inside; fall back to Debian's.
+        apt_install liberasurecode1 liberasurecode-dev
+        venv_ok || { say "swift==$SWIFT_PIN does not import in $VENV"; exit 2; }
+    fi
+fi
+PYBIN="$VENV/bin/python"
+
+# ------------------------------------------------------------------- rsync
+command -v rsync >/dev/null 2>&1 || apt_install rsync
+
+# ----------------------------------------------------------------- rowsync
+if [ -z "${ROWSYNC_BIN:-}" ]; then
+    TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
+    say "cargo build --bin rowsync (target $TARGET)"
+    (cd "$REPO" && cargo build -q -j "${CARGO_BUILD_JOBS:-2}" --bin rowsync >&2)
+    ROWSYNC_BIN="$TARGET/debug/rowsync"
+fi
+[ -x "$ROWSYNC_BIN" ] || { say "no rowsync binary at $ROWSYNC_BIN"; exit 2; }
+
+# --------------------------------------------------------------- processes
+if [ -n "${INTEROP_ROOT:-}" ]; then
+    ROOT="$INTEROP_ROOT"; mkdir -p "$ROOT"
+else
+    ROOT="$(mktemp -d -t rowsync-interop.XXXXXX)"
+fi
+PIDS=()
+NAMES=()
+
+cleanup() {
+    local rc=$?
+    set +e
+    local i
+    for i in "${!PIDS[@]}"; do
+        kill -TERM "${PIDS[$i]}" 2>/dev/null
+    done
+    # bounded wait (10 s), then SIGKILL what is left
+    local n=0 alive
+    while [ $n -lt 50 ]; do
+        alive=0
+        for i in "${!PIDS[@]}"; do
+            kill -0 "${PIDS[$i]}" 2>/dev/null && alive=1
+        done
+        [ $alive -eq 0 ] && break
+        sleep 0.2
+        n=$((n + 1))
+    done
+    for i in "${!PIDS[@]}"; do
+        if kill -0 "${PIDS[$i]}" 2>/dev/null; then
+            say "${NAMES[$i]} (pid ${PIDS[$i]}) ignored SIGTERM; SIGKILL"
+            kill -KILL "${PIDS[$i]}" 2>/dev/null
+        fi
+        wait "${PIDS[$i]}" 2>/dev/null
+    done
+    if [ "${INTEROP_KEEP:-}" = 1 ] || [ -n "${INTEROP_ROOT:-}" ]; then
+        say "cluster kept in $ROOT (logs in $ROOT/logs)"
+    else
+        if [ $rc -ne 0 ] && [ -d "$ROOT/logs" ]; then
+            say "failed: tail of the logs follows (INTEROP_KEEP=1 keeps them)"
+            for f in "$ROOT"/logs/*.log; do
+                echo "----- $f" >&2
+                tail -n 40 "$f" >&2
+            done
+        fi
+        rm -rf "$ROOT"
+    fi
+    exit $rc
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+say "cluster in $ROOT"
+LAYOUT="$("$PYBIN" "$HERE/driver.py" setup "$ROOT" --rowsync-bin "$ROWSYNC_BIN")"
+SWIFT_DIR="$ROOT/etc"
+
+while read -r kind name port conf; do
+    log="$ROOT/logs/$name.log"
+    case "$kind" in
+        rsyncd)
+            rsync --daemon --no-detach --config="$conf" --port="$port" \
+                --address=127.0.0.1 >"$log" 2>&1 &
+            ;;
+        swift)
+            "$PYBIN" "$HERE/driver.py" swift "$SWIFT_DIR" container-server "$conf" \
+                >"$log" 2>&1 &
+            ;;
+        rowsync)
+            NO_COLOR=1 "$ROWSYNC_BIN" server --config "$conf" --swift-conf "$SWIFT_DIR/swift.conf" \
+                >"$log" 2>&1 &
+            ;;
+        *) say "unknown process kind $kind"; exit 2 ;;
+    esac
+    PIDS+=($!)
+    NAMES+=("$name")
+    say "started $kind $name (pid $!) on 127.0.0.1:$port"
+done <<<"$LAYOUT"
+
+"$PYBIN" "$HERE/driver.py" wait "$ROOT" --timeout 60 >&2
+
+RUN_ARGS=()
+if [ -n "${INTEROP_ONLY:-}" ]; then
+    IFS=',' read -r -a only <<<"$INTEROP_ONLY"
+    for o in "${only[@]}"; do RUN_ARGS+=(--only "$o"); done
+fi
+[ "${INTEROP_VERBOSE:-}" = 1 ] && RUN_ARGS+=(-v)
+
+# In the background so that a TERM to this script is acted on at once
+# (bash runs traps only after a foreground child ends); the driver kills
+# its own replicator child on TERM.
+set +e
+"$PYBIN" "$HERE/driver.py" run "$ROOT" "${RUN_ARGS[@]}" &
+PIDS+=($!)
+NAMES+=(driver)
+wait $!
+rc=$?
+set -e
+exit $rc
