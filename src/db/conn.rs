@@ -69,7 +69,8 @@ pub fn configure(conn: &Connection, synchronous: &str, journal_mode: &str) -> ru
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous};
          PRAGMA count_changes = OFF;
-         PRAGMA temp_store = MEMORY;"
+         PRAGMA temp_store = MEMORY;
+         PRAGMA cache_size = -8192;"
     ))?;
     // journal_mode returns a row; read it to run the pragma.
     let _mode: String =

@@ -185,6 +185,50 @@ impl RpcCounters {
     }
 }
 
+/// Open brokers kept between requests (a warm SQLite page cache makes
+/// consecutive `merge_items` batches into one DB much cheaper). A broker is
+/// taken out while in use (under the DB's lock) and put back after; one
+/// whose file was replaced is dropped.
+#[derive(Debug, Default, Clone)]
+pub struct BrokerCache {
+    inner: Arc<Mutex<Vec<(PathBuf, ContainerBroker)>>>,
+}
+
+/// Brokers kept open at most.
+const BROKER_CACHE_SIZE: usize = 32;
+
+impl BrokerCache {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, ContainerBroker)>> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The cached broker for `db_file`, if it still has that file open.
+    pub fn take(&self, db_file: &Path) -> Option<ContainerBroker> {
+        let mut v = self.lock();
+        let i = v.iter().position(|(p, _)| p == db_file)?;
+        let (_, b) = v.remove(i);
+        (!b.replaced()).then_some(b)
+    }
+
+    /// Returns a broker to the cache (most recent last; the oldest goes).
+    pub fn put(&self, db_file: PathBuf, broker: ContainerBroker) {
+        let mut v = self.lock();
+        v.retain(|(p, _)| *p != db_file);
+        if v.len() >= BROKER_CACHE_SIZE {
+            v.remove(0);
+        }
+        v.push((db_file, broker));
+    }
+
+    /// Forgets every broker of DB files in `dir`.
+    pub fn forget_dir(&self, dir: &Path) {
+        self.lock().retain(|(p, _)| p.parent() != Some(dir));
+    }
+}
+
 /// The REPLICATE receiver for container DBs under a devices root.
 #[derive(Debug, Clone)]
 pub struct ReplicatorRpc {
@@ -193,6 +237,7 @@ pub struct ReplicatorRpc {
     pub hash_conf: HashPathConfig,
     pub locks: DbLocks,
     pub counters: Arc<RpcCounters>,
+    pub brokers: BrokerCache,
 }
 
 fn map_db_error(e: DbError, db_file: &Path) -> RpcResponse {
@@ -222,6 +267,7 @@ impl ReplicatorRpc {
             hash_conf,
             locks: DbLocks::default(),
             counters: Arc::new(RpcCounters::default()),
+            brokers: BrokerCache::default(),
         }
     }
 
@@ -249,6 +295,12 @@ impl ReplicatorRpc {
             Ok(g) => g,
             Err(p) => p.into_inner(),
         };
+        if matches!(
+            op,
+            ReplicateOp::CompleteRsync { .. } | ReplicateOp::RsyncThenMerge { .. }
+        ) {
+            self.brokers.forget_dir(&hash_dir);
+        }
         match op {
             ReplicateOp::CompleteRsync {
                 tmp_name,
@@ -272,12 +324,23 @@ impl ReplicatorRpc {
                 let Some(db_file) = db_files(&hash_dir, hash).pop() else {
                     return RpcResponse::empty(404);
                 };
-                let broker = match ContainerBroker::open(&db_file) {
-                    Ok(b) => b,
-                    Err(e) => return map_db_error(e, &db_file),
+                let broker = match self.brokers.take(&db_file) {
+                    Some(b) => b,
+                    None => match ContainerBroker::open(&db_file) {
+                        Ok(b) => b,
+                        Err(e) => return map_db_error(e, &db_file),
+                    },
                 };
-                self.db_op(&broker, op)
-                    .unwrap_or_else(|e| map_db_error(e, &db_file))
+                match self.db_op(&broker, op) {
+                    Ok(r) => {
+                        self.brokers.put(db_file, broker);
+                        r
+                    }
+                    Err(e) => {
+                        drop(broker);
+                        map_db_error(e, &db_file)
+                    }
+                }
             }
         }
     }

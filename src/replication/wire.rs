@@ -189,8 +189,19 @@ impl ReplicateOp {
     /// Parses a REPLICATE body.
     pub fn parse(body: &[u8]) -> Result<ReplicateOp, WireError> {
         let v: Value = serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
-        let Value::Array(list) = v else {
+        let Value::Array(mut list) = v else {
             return Err(WireError::NotAList);
+        };
+        // The first argument of the list-carrying ops (rows, sync points,
+        // shard ranges) is taken out rather than cloned.
+        let carries_list = matches!(
+            list.first().and_then(Value::as_str),
+            Some("merge_items" | "merge_syncs" | "merge_shard_ranges")
+        );
+        let mut first = if carries_list {
+            list.get_mut(1).map(Value::take)
+        } else {
+            None
         };
         let (op, args) = list.split_first().ok_or(WireError::Empty)?;
         let Value::String(op) = op else {
@@ -227,8 +238,10 @@ impl ReplicateOp {
             "merge_items" => {
                 const OP: &str = "merge_items";
                 count(OP, args, 1, 2, "1 or 2")?;
-                let items: Vec<ObjectItem> = serde_json::from_value(args[0].clone())
-                    .map_err(|e| arg_err(OP, 1, "items", format!("is not a list of rows: {e}")))?;
+                let items: Vec<ObjectItem> =
+                    serde_json::from_value(first.take().unwrap_or_default()).map_err(|e| {
+                        arg_err(OP, 1, "items", format!("is not a list of rows: {e}"))
+                    })?;
                 let source = opt_source(OP, args, 1)?;
                 if source.is_some() && items.last().is_some_and(|i| i.rowid.is_none()) {
                     return Err(arg_err(OP, 1, "items", "last item has no ROWID"));
@@ -239,7 +252,7 @@ impl ReplicateOp {
                 const OP: &str = "merge_syncs";
                 count(OP, args, 1, 1, "1")?;
                 let points: Vec<SyncPoint> =
-                    serde_json::from_value(args[0].clone()).map_err(|e| {
+                    serde_json::from_value(first.take().unwrap_or_default()).map_err(|e| {
                         arg_err(
                             OP,
                             1,
@@ -281,7 +294,7 @@ impl ReplicateOp {
                 const OP: &str = "merge_shard_ranges";
                 count(OP, args, 1, 2, "1 or 2")?;
                 let ranges: Vec<ShardRange> =
-                    serde_json::from_value(args[0].clone()).map_err(|e| {
+                    serde_json::from_value(first.take().unwrap_or_default()).map_err(|e| {
                         arg_err(
                             OP,
                             1,
@@ -317,8 +330,8 @@ impl ReplicateOp {
                 }
             }
             ReplicateOp::MergeItems { items, source } => {
-                list.push(serde_json::to_value(items).unwrap_or(Value::Null));
-                list.push(source.clone().map(Value::String).unwrap_or(Value::Null));
+                // The hot path: rows are written straight to text.
+                return merge_items_body(items, source.as_deref()).into_bytes();
             }
             ReplicateOp::MergeSyncs(points) => {
                 let pts: Vec<Value> = points
@@ -348,6 +361,53 @@ impl ReplicateOp {
         }
         pyjson::dumps(&Value::Array(list)).into_bytes()
     }
+}
+
+/// `json.dumps(["merge_items", items, source])` without building a value
+/// tree; keys in `get_items_since` order.
+fn merge_items_body(items: &[ObjectItem], source: Option<&str>) -> String {
+    use std::fmt::Write;
+    let mut out = String::with_capacity(64 + items.len() * 192);
+    out.push_str("[\"merge_items\", [");
+    for (i, it) in items.iter().enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push('{');
+        if let Some(rowid) = it.rowid {
+            let _ = write!(out, "\"ROWID\": {rowid}, ");
+        }
+        out.push_str("\"name\": ");
+        pyjson::write_str(&mut out, &it.name);
+        out.push_str(", \"created_at\": ");
+        pyjson::write_str(&mut out, &it.created_at);
+        let _ = write!(out, ", \"size\": {}, \"content_type\": ", it.size);
+        pyjson::write_str(&mut out, &it.content_type);
+        out.push_str(", \"etag\": ");
+        pyjson::write_str(&mut out, &it.etag);
+        let _ = write!(
+            out,
+            ", \"deleted\": {}, \"storage_policy_index\": {}",
+            it.deleted, it.storage_policy_index
+        );
+        for (key, v) in [
+            ("ctype_timestamp", &it.ctype_timestamp),
+            ("meta_timestamp", &it.meta_timestamp),
+        ] {
+            if let Some(v) = v {
+                let _ = write!(out, ", \"{key}\": ");
+                pyjson::write_str(&mut out, v);
+            }
+        }
+        out.push('}');
+    }
+    out.push_str("], ");
+    match source {
+        Some(s) => pyjson::write_str(&mut out, s),
+        None => out.push_str("null"),
+    }
+    out.push(']');
+    out
 }
 
 #[cfg(test)]
@@ -389,6 +449,25 @@ mod tests {
         for op in ops {
             assert_eq!(ReplicateOp::parse(&op.to_body()).unwrap(), op);
         }
+    }
+
+    #[test]
+    fn merge_items_body_is_python_json() {
+        let mut it = ObjectItem::new("d\u{e9}j\u{e0}\"1", "1.00000", 1, "t", "e");
+        it.rowid = Some(4);
+        let op = ReplicateOp::MergeItems {
+            items: vec![it.clone()],
+            source: Some("s".into()),
+        };
+        let via_values = {
+            let list = Value::Array(vec![
+                "merge_items".into(),
+                serde_json::to_value(vec![it]).unwrap(),
+                "s".into(),
+            ]);
+            pyjson::dumps(&list)
+        };
+        assert_eq!(String::from_utf8(op.to_body()).unwrap(), via_values);
     }
 
     #[test]

@@ -80,11 +80,18 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     };
     let op_name = op.name();
     let st = state.clone();
+    let started = std::time::Instant::now();
     let res =
         tokio::task::spawn_blocking(move || st.rpc.dispatch(&device, &partition, &name, op)).await;
     match res {
         Ok(r) => {
-            tracing::debug!(op = op_name, status = r.status, %path, "REPLICATE");
+            tracing::debug!(
+                op = op_name,
+                status = r.status,
+                %path,
+                ms = started.elapsed().as_secs_f64() * 1000.0,
+                "REPLICATE"
+            );
             let mut resp = Response::new(Body::from(r.body));
             *resp.status_mut() =
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);

@@ -57,7 +57,8 @@ fn write_value(out: &mut String, value: &Value, sorted: bool) {
     }
 }
 
-fn write_str(out: &mut String, s: &str) {
+/// Appends `s` as a Python-`json.dumps` string literal.
+pub fn write_str(out: &mut String, s: &str) {
     out.push('"');
     for c in s.chars() {
         match c {
