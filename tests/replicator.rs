@@ -481,3 +481,93 @@ async fn whole_db_ships_with_rsync_to_an_rsync_daemon() {
     assert_eq!(all_rows(&cluster.open_db(r, A, c2).unwrap()).len(), 410);
     drop(daemon);
 }
+
+/// A DB found in the wrong partition directory (e.g. after a ring change)
+/// is pushed to the right partition's primaries and removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn misplaced_db_is_replicated_out_and_removed() {
+    let cluster = Cluster::start(3, 3, 3).await;
+    let right = cluster.part(A, C);
+    let wrong = (right + 1) % 8;
+    let i = cluster.primaries(right)[0];
+    let path = cluster.nodes[i].db_path(&format!("sd{i}"), wrong, A, C);
+    let db = create_db_at(&path, A, C);
+    db.merge_items(objs(0..10, 0, "t"), None).unwrap();
+    let want = all_rows(&db);
+    drop(db);
+    let s = pass(&cluster, i, "").await;
+    assert_eq!(s.remove, 1, "{s:?}");
+    assert!(!path.exists());
+    // As in Swift, the other primaries got it; this node's right place is
+    // filled by their next pass.
+    let others: Vec<usize> = cluster
+        .primaries(right)
+        .into_iter()
+        .filter(|n| *n != i)
+        .collect();
+    for &n in &others {
+        assert_eq!(
+            all_rows(&cluster.open_db(n, A, C).unwrap()),
+            want,
+            "node {n}"
+        );
+    }
+    pass(&cluster, others[0], "").await;
+    assert_eq!(all_rows(&cluster.open_db(i, A, C).unwrap()), want);
+}
+
+/// `handoffs_only` skips partitions where this device is a primary;
+/// `--partitions` / `--devices` limit a pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoffs_only_and_pass_filters() {
+    let cluster = Cluster::start(4, 3, 3).await;
+    let part = cluster.part(A, C);
+    let prim = cluster.primaries(part);
+    let db = cluster.create_db(prim[0], A, C);
+    db.merge_items(objs(0..5, 0, "t"), None).unwrap();
+    let s = pass(&cluster, prim[0], "handoffs_only = yes").await;
+    assert_eq!(s.attempted, 0, "a primary partition is skipped: {s:?}");
+    let r = cluster.replicator(prim[0], "");
+    let only_other = PassFilter {
+        partitions: Some([(part + 1) % 8].into_iter().collect()),
+        devices: None,
+    };
+    assert_eq!(r.run_once(&only_other).await.attempted, 0);
+    let other_dev = PassFilter {
+        partitions: None,
+        devices: Some(["nope".to_string()].into_iter().collect()),
+    };
+    assert_eq!(r.run_once(&other_dev).await.attempted, 0);
+    let this = PassFilter {
+        partitions: Some([part].into_iter().collect()),
+        devices: Some([format!("sd{}", prim[0])].into_iter().collect()),
+    };
+    let s = r.run_once(&this).await;
+    assert_eq!((s.attempted, s.rsync), (1, 2), "{s:?}");
+}
+
+/// A deleted container whose delete is older than reclaim_age, empty and
+/// reported, is removed by the pass; a recent delete keeps replicating.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaimable_deleted_db_is_removed() {
+    let cluster = Cluster::start(2, 2, 2).await;
+    let p = primaries(&cluster);
+    let db = cluster.create_db(p[0], A, C);
+    db.delete_db(&ts(10)).unwrap();
+    let info = db.get_replication_info().unwrap();
+    db.reported(&info.put_timestamp, &info.delete_timestamp, 0, 0)
+        .unwrap();
+    let path = db.db_file().to_path_buf();
+    drop(db);
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!(s.remove, 1, "{s:?}");
+    assert!(!path.exists());
+    // A recent delete is not reclaimable: it replicates (the peer learns it).
+    let c2 = "recent";
+    let l = l_of(&cluster, c2);
+    let db = cluster.create_db(l, A, c2);
+    db.delete_db(&rowsync::swift::Timestamp::now().internal())
+        .unwrap();
+    let s = pass(&cluster, l, "").await;
+    assert_eq!((s.remove, s.rsync), (0, 1), "{s:?}");
+}
