@@ -306,6 +306,7 @@ pub async fn replication_bench(
     dir: &Path,
     rows: usize,
     dbs: usize,
+    only: Option<&str>,
 ) -> anyhow::Result<Vec<(Measure, String)>> {
     let base = Timestamp::parse("1700000000").map(|t| t.raw()).unwrap_or(0);
     let mut out = Vec::new();
@@ -317,9 +318,10 @@ pub async fn replication_bench(
     };
     let max_diffs = rows / 1000 + 10;
     let usync_conf = format!("per_diff = 1000\nmax_diffs = {max_diffs}");
+    let want = |name: &str| only.is_none_or(|o| o == name);
     // usync: the peer has as many rows of its own, so the whole-DB rule
     // does not apply and every row goes as merge_items.
-    {
+    if want("usync") {
         let root = dir.join("usync");
         let cluster = BenchCluster::start(&root).await?;
         let local = cluster.create(0, "usync")?;
@@ -337,7 +339,7 @@ pub async fn replication_bench(
         cluster.stop();
     }
     // rsync_then_merge: the peer has 5% as many rows.
-    {
+    if want("rsync_then_merge") {
         let root = dir.join("rtm");
         let cluster = BenchCluster::start(&root).await?;
         let local = cluster.create(0, "rtm")?;
@@ -361,7 +363,7 @@ pub async fn replication_bench(
         cluster.stop();
     }
     // A missing replica: the whole DB is shipped.
-    {
+    if want("ship") {
         let root = dir.join("ship");
         let cluster = BenchCluster::start(&root).await?;
         let local = cluster.create(0, "ship")?;
@@ -381,7 +383,7 @@ pub async fn replication_bench(
         cluster.stop();
     }
     // Many small DBs already in sync.
-    {
+    if want("many") {
         let root = dir.join("many");
         let cluster = BenchCluster::start(&root).await?;
         for k in 0..dbs {

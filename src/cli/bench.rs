@@ -35,6 +35,9 @@ pub enum BenchCommand {
         rows: usize,
         #[arg(long, default_value_t = 2000)]
         dbs: usize,
+        /// Only one scenario: usync, rsync_then_merge, ship or many.
+        #[arg(long)]
+        only: Option<String>,
         /// Scratch directory (a temporary one by default, removed after).
         #[arg(long)]
         dir: Option<PathBuf>,
@@ -99,7 +102,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             anyhow::ensure!(r.missing == 0 && r.errors == 0, "load test failed");
             Ok(())
         }
-        BenchCommand::Replication { rows, dbs, dir } => {
+        BenchCommand::Replication {
+            rows,
+            dbs,
+            only,
+            dir,
+        } => {
             anyhow::ensure!(rows > 0, "--rows must be positive");
             let tmp;
             let dir = match dir {
@@ -113,7 +121,12 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             let rt = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
-            let results = rt.block_on(crate::bench::replication_bench(&dir, rows, dbs))?;
+            let results = rt.block_on(crate::bench::replication_bench(
+                &dir,
+                rows,
+                dbs,
+                only.as_deref(),
+            ))?;
             println!(
                 "{:<45} {:>9} {:>9} {:>12}  path",
                 "scenario", "rows", "seconds", "rows/s"
