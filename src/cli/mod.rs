@@ -3,9 +3,12 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod dev_cluster;
+pub mod info;
 pub mod replicator;
 pub mod ring;
 pub mod server;
+pub mod status;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -31,6 +34,12 @@ pub enum Command {
     Replicator(replicator::ReplicatorArgs),
     /// Throughput benchmarks on real DB files.
     Bench(bench::BenchArgs),
+    /// Run an all-in-one cluster on 127.0.0.1 (with --demo: watch replication converge).
+    DevCluster(dev_cluster::DevClusterArgs),
+    /// Show everything about one container DB file (like swift-container-info).
+    Info(info::InfoArgs),
+    /// Show which replicas of a node's container DBs are behind, and by how many rows.
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -41,6 +50,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::Bench(args) => bench::run(args),
         Command::Server(args) => server::run(args),
         Command::Replicator(args) => replicator::run(args),
+        Command::DevCluster(args) => dev_cluster::run(args),
+        Command::Info(args) => info::run(args),
+        Command::Status(args) => status::run(args),
     }
 }
 
