@@ -171,8 +171,9 @@ impl DbReport {
     }
 
     /// How many of our rows the peer of an outgoing entry may still lack.
+    /// (ROWIDs start at 1, so a point of -1 counts like 0.)
     pub fn outgoing_behind(&self, p: &SyncPoint) -> i64 {
-        (self.info.max_row - p.sync_point).max(0)
+        (self.info.max_row - p.sync_point.max(0)).max(0)
     }
 
     /// The hash in the file name differs from `hash_path(account,
@@ -402,7 +403,7 @@ fn sync_table(w: &mut String, points: &[SyncPoint], max_row: Option<i64>) {
     for p in points {
         let _ = write!(w, "  {:<width$}  {:>10}", p.remote_id, p.sync_point);
         if let Some(m) = max_row {
-            let _ = write!(w, "  {:>10}", (m - p.sync_point).max(0));
+            let _ = write!(w, "  {:>10}", (m - p.sync_point.max(0)).max(0));
         }
         let updated = p.updated_at.as_deref().map(human_ts).unwrap_or_default();
         let _ = writeln!(w, "  {updated}");

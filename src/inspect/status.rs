@@ -190,6 +190,20 @@ fn read_local(path: &Path) -> crate::db::Result<(ReplicationInfo, Vec<SyncPoint>
     Ok((info, outgoing))
 }
 
+/// An error and its sources, `a: b: c` (repeats dropped).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        let text = s.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        cur = s.source();
+    }
+    parts.join(": ")
+}
+
 fn addr(d: &Device) -> String {
     if d.replication_ip.contains(':') {
         format!("[{}]:{}", d.replication_ip, d.replication_port)
@@ -276,7 +290,7 @@ async fn check_peer(
     {
         Ok(resp) => resp,
         Err(e) => {
-            r.error = Some(e.to_string());
+            r.error = Some(error_chain(&e));
             return r;
         }
     };
@@ -305,10 +319,11 @@ async fn check_peer(
         .map_or(-1, |p| p.sync_point);
     let point = rinfo.point.unwrap_or(-1).max(local_point);
     let hash_match = rinfo.hash == info.hash;
+    // ROWIDs start at 1: a point of -1 (nothing yet) means all max_row rows.
     let behind = if hash_match {
         0
     } else {
-        (info.max_row - point).max(0)
+        (info.max_row - point.max(0)).max(0)
     };
     r.status = if behind == 0 {
         ReplicaState::InSync
