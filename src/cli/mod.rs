@@ -17,7 +17,15 @@ pub mod status;
     about = "Swift-compatible container DB replication",
     long_about = "rowsync keeps the replicas of OpenStack Swift container databases in step.\n\
                   It reads and writes Swift 2.38's DB files, ring files and config, and speaks\n\
-                  Swift's REPLICATE protocol."
+                  Swift's REPLICATE protocol.",
+    after_help = "Quick start:\n  \
+                  rowsync dev-cluster --demo        a 3-node cluster on 127.0.0.1; watch replication converge\n  \
+                  rowsync status --cluster DIR      which replicas of each DB are behind, by how many rows\n  \
+                  rowsync info DB_FILE              everything about one container DB file\n\n\
+                  On a Swift node:\n  \
+                  rowsync server --config /etc/swift/container-server.conf\n  \
+                  rowsync replicator --config /etc/swift/container-server.conf\n\n\
+                  Every command has --help with examples (e.g. rowsync dev-cluster --help)."
 )]
 pub struct Cli {
     #[command(subcommand)]
