@@ -32,3 +32,24 @@ fn every_command_has_help_with_an_example() {
         assert!(text.contains("Usage: rowsync"), "{cmd:?}");
     }
 }
+
+#[test]
+fn long_help_explains_more_than_short_help() {
+    for (cmd, phrase) in [
+        ("server", "REPLICATE for replicators"),
+        ("replicator", "--once runs a single pass"),
+        ("dev-cluster", "Ctrl-C (or SIGTERM) stops them all"),
+        ("info", "Sync points count ROWIDs of different DBs"),
+        ("status", "States of a peer replica"),
+    ] {
+        let help = |flag: &str| {
+            let out = Command::new(env!("CARGO_BIN_EXE_rowsync"))
+                .args([cmd, flag])
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert!(help("--help").contains(phrase), "{cmd} --help");
+        assert!(!help("-h").contains(phrase), "{cmd} -h is the short form");
+    }
+}

@@ -8,9 +8,9 @@ use clap::Args;
 use crate::devcluster::layout::{ConfSettings, Params};
 use crate::devcluster::{self, Options};
 
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Lay out and run an all-in-one cluster on 127.0.0.1: N nodes with one device\n\
+/// The long `--help` text (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str =
+    "Lay out and run an all-in-one cluster on 127.0.0.1: N nodes with one device\n\
                   each (DIR/node<i>/srv/sdb<i>), a swift.conf with a random hash prefix and\n\
                   suffix, a container ring, and one container-server.conf per node. Each\n\
                   node's server and replicator run as child processes in the foreground;\n\
@@ -26,14 +26,15 @@ use crate::devcluster::{self, Options};
                   far behind, one replica without the container, tombstones), then shows\n\
                   replication converging: a live table on a terminal, `demo t=... key=value`\n\
                   lines otherwise, and a summary (`converged in N s`) once every replica of\n\
-                  every container holds the same rows with the same hash.",
-    after_help = "Examples:\n  \
+                  every container holds the same rows with the same hash.";
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
                   rowsync dev-cluster --demo\n  \
                   rowsync dev-cluster --nodes 4 --replicas 3 --dir /tmp/devc --base-port 7001\n  \
                   rowsync dev-cluster --demo --exit-when-converged --timeout 120 --dir /tmp/devc\n\n\
                   Then, in another terminal:\n  \
-                  rowsync status --cluster /tmp/devc"
-)]
+                  rowsync status --cluster /tmp/devc")]
 pub struct DevClusterArgs {
     /// Number of nodes (one device each).
     #[arg(long, default_value_t = 3)]

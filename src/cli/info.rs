@@ -8,9 +8,8 @@ use clap::Args;
 use crate::config::SwiftConf;
 use crate::inspect::info::{DbReport, InfoContext};
 
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Show everything about one container DB file, like swift-container-info:\n\
+/// The long `--help` text (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str = "Show everything about one container DB file, like swift-container-info:\n\
                   account, container, partition and hash, timestamps (stored and ISO 8601\n\
                   UTC), deleted or not, object count and bytes, storage policy, metadata,\n\
                   DB id, max_row, and the incoming and outgoing sync tables.\n\n\
@@ -19,7 +18,8 @@ use crate::inspect::info::{DbReport, InfoContext};
                   peer's ROWID `point` (the peer's numbering: compare it with the\n            \
                   peer's max_row, e.g. with `rowsync status`).\n  \
                   outgoing  (peer id, point): our rows up to OUR ROWID `point` were sent\n            \
-                  to that peer; behind = max_row - point = our rows it may still lack.\n\n\
+                  to that peer; behind = max_row - point = our rows it may still lack\n            \
+                  (ROWIDs start at 1: a point of -1, nothing sent yet, counts as 0).\n\n\
                   The partition comes from --ring when given, otherwise from the DB's path\n\
                   (<part>/<suffix>/<hash>/<hash>.db). Reading commits the DB's pending file\n\
                   (as Swift's tools do): work on a copy to keep a file unchanged.\n\n\
@@ -27,12 +27,13 @@ use crate::inspect::info::{DbReport, InfoContext};
                   container, hash, id, max_row, count, bytes_used, put_timestamp,\n\
                   delete_timestamp, created_at, status_changed_at, storage_policy_index,\n\
                   metadata as an object, incoming_sync, outgoing_sync) plus partition,\n\
-                  db_state, status (\"active\" or \"deleted\"), rows, tombstones and more.",
-    after_help = "Examples:\n  \
+                  db_state, status (\"active\" or \"deleted\"), rows, tombstones and more.";
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
                   rowsync info /srv/node/sdb1/containers/943/9c3/ebc55d9bb05fefafe2d4fda7424e29c3/ebc55d9bb05fefafe2d4fda7424e29c3.db\n  \
                   rowsync info DB_FILE --json | jq .outgoing_sync\n  \
-                  rowsync info DB_FILE --ring /etc/swift/container.ring.gz --swift-conf /etc/swift/swift.conf"
-)]
+                  rowsync info DB_FILE --ring /etc/swift/container.ring.gz --swift-conf /etc/swift/swift.conf")]
 pub struct InfoArgs {
     /// The container DB file (<hash>.db).
     pub db_file: PathBuf,
@@ -69,9 +70,9 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         },
     )?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.to_json())?);
+        let text = serde_json::to_string_pretty(&report.to_json())?;
+        super::print_stdout(&format!("{text}\n"))
     } else {
-        print!("{}", report.render_text());
+        super::print_stdout(&report.render_text())
     }
-    Ok(())
 }

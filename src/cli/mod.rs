@@ -37,16 +37,21 @@ pub enum Command {
     /// Inspect ring files, look up placement, build dev rings.
     Ring(ring::RingArgs),
     /// Run the container server (Swift's container API and REPLICATE).
+    #[command(long_about = server::LONG_ABOUT)]
     Server(server::ServerArgs),
     /// Run the container replicator (one pass with --once, else forever).
+    #[command(long_about = replicator::LONG_ABOUT)]
     Replicator(replicator::ReplicatorArgs),
     /// Throughput benchmarks on real DB files.
     Bench(bench::BenchArgs),
     /// Run an all-in-one cluster on 127.0.0.1 (with --demo: watch replication converge).
+    #[command(long_about = dev_cluster::LONG_ABOUT)]
     DevCluster(dev_cluster::DevClusterArgs),
     /// Show everything about one container DB file (like swift-container-info).
+    #[command(long_about = info::LONG_ABOUT)]
     Info(info::InfoArgs),
     /// Show which replicas of a node's container DBs are behind, and by how many rows.
+    #[command(long_about = status::LONG_ABOUT)]
     Status(status::StatusArgs),
 }
 
@@ -61,6 +66,16 @@ pub fn run() -> anyhow::Result<()> {
         Command::DevCluster(args) => dev_cluster::run(args),
         Command::Info(args) => info::run(args),
         Command::Status(args) => status::run(args),
+    }
+}
+
+/// Writes `text` to stdout; a closed stdout (`| head`) is not an error.
+pub fn print_stdout(text: &str) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(()),
     }
 }
 

@@ -10,9 +10,9 @@ use crate::config::{ReplicatorConf, SwiftConf};
 use crate::replication::daemon::{PassFilter, Replicator};
 use crate::ring::RingHandle;
 
-#[derive(Debug, Args)]
-#[command(
-    long_about = "Run the container replicator: every `interval` seconds, a pass over the\n\
+/// The long `--help` text (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str =
+    "Run the container replicator: every `interval` seconds, a pass over the\n\
                   container DBs on this node's devices (the ring's devices on bind_ip and\n\
                   bind_port) that brings each DB's other replicas up to date: rows are sent\n\
                   in merge_items batches after each peer's sync point, or the whole DB is\n\
@@ -20,11 +20,12 @@ use crate::ring::RingHandle;
                   Reads [DEFAULT] and [container-replicator] of container-server.conf and the\n\
                   ring <swift_dir>/container.ring.gz. Each pass ends with Swift's stats lines\n\
                   in the log (stderr) and the recon cache <recon_cache_path>/container.recon.\n\
-                  --once runs a single pass and exits.",
-    after_help = "Examples:\n  \
+                  --once runs a single pass and exits.";
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
     rowsync replicator --config /etc/swift/container-server.conf\n  \
-    rowsync replicator --config /etc/swift/container-server.conf --once --devices sdb1 --partitions 12,40"
-)]
+    rowsync replicator --config /etc/swift/container-server.conf --once --devices sdb1 --partitions 12,40")]
 pub struct ReplicatorArgs {
     /// container-server.conf ([DEFAULT] and [container-replicator]).
     #[arg(long, short = 'c')]

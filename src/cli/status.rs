@@ -10,9 +10,8 @@ use futures::StreamExt;
 
 use crate::inspect::status::{self, DbStatus, NodeConf};
 
-#[derive(Debug, Args)]
-#[command(
-    long_about = "For every container DB on a node's devices, ask each other replica (the\n\
+/// The long `--help` text (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str = "For every container DB on a node's devices, ask each other replica (the\n\
                   partition's primaries in the ring) how far it is, and show which replicas\n\
                   are behind and by how many rows.\n\n\
                   Each peer gets a `sync` REPLICATE request carrying this DB's replication\n\
@@ -27,15 +26,17 @@ use crate::inspect::status::{self, DbStatus, NodeConf};
                   missing      it has no DB for the container (404)\n  \
                   unreachable  no answer in time, or an error status (e.g. 507)\n\n\
                   `point` is how far, in OUR ROWIDs, the peer holds our rows: the larger of\n\
-                  its incoming sync point for our DB id and our outgoing one for its id.\n\n\
+                  its incoming sync point for our DB id and our outgoing one for its id\n\
+                  (-1: none yet; ROWIDs start at 1, so it then counts as 0).\n\n\
                   With --json: a list with one object per DB: db, account, container,\n\
                   partition, max_row, node, device, replicas: [{node, device, status,\n\
-                  point, behind_rows, hash_match, remote_max_row, error}].",
-    after_help = "Examples:\n  \
+                  point, behind_rows, hash_match, remote_max_row, error}].";
+
+#[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
                   rowsync status --config /etc/swift/container-server.conf\n  \
                   rowsync status --cluster /tmp/rowsync-dev-XXXX --json\n  \
-                  rowsync status --config node1.conf --config node2.conf --timeout 2"
-)]
+                  rowsync status --config node1.conf --config node2.conf --timeout 2")]
 pub struct StatusArgs {
     /// container-server.conf of the node to check (repeat for several).
     #[arg(
@@ -109,11 +110,11 @@ pub fn run(args: StatusArgs) -> anyhow::Result<()> {
     let timeout = Duration::from_secs_f64(args.timeout);
     let results = rt.block_on(check_nodes(&nodes, args.swift_conf.as_deref(), timeout))?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&results)?);
+        let text = serde_json::to_string_pretty(&results)?;
+        super::print_stdout(&format!("{text}\n"))
     } else {
-        print!("{}", status::render_text(&results));
+        super::print_stdout(&status::render_text(&results))
     }
-    Ok(())
 }
 
 async fn check_nodes(

@@ -619,7 +619,7 @@ pub async fn watch(
         t.finish();
         console.set_live(None);
         // indicatif leaves the cursor at the end of the last line.
-        println!();
+        console.say("");
     }
     result
 }

@@ -304,7 +304,12 @@ async fn main_phase(
     if opts.demo {
         match run_demo(layout, spawner, children, deadline).await {
             Ok(true) if opts.exit_when_converged => return Ending::Converged,
-            Ok(true) => console.say("demo done; the cluster keeps running until Ctrl-C"),
+            Ok(true) => {
+                console.say("demo done; the cluster keeps running");
+                for l in hints(layout) {
+                    console.say(&l);
+                }
+            }
             Ok(false) => return Ending::TimedOut,
             Err(e) => return Ending::Failed(e),
         }

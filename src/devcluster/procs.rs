@@ -9,6 +9,7 @@
 //! if `rowsync dev-cluster` itself dies (`PR_SET_PDEATHSIG`).
 
 use std::ffi::OsString;
+use std::io::Write as _;
 use std::path::Path;
 use std::process::{ExitStatus, Stdio};
 use std::sync::{Arc, Mutex};
@@ -47,7 +48,10 @@ impl Console {
             Some(mp) => {
                 let _ = mp.println(msg);
             }
-            None => println!("{msg}"),
+            // Never panic on a closed stdout (e.g. piped into `head`).
+            None => {
+                let _ = writeln!(std::io::stdout().lock(), "{msg}");
+            }
         }
     }
 
@@ -58,7 +62,9 @@ impl Console {
             Some(mp) => {
                 let _ = mp.println(text);
             }
-            None => eprintln!("{text}"),
+            None => {
+                let _ = writeln!(std::io::stderr().lock(), "{text}");
+            }
         }
     }
 }

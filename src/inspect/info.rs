@@ -9,7 +9,8 @@
 //!   is shown (run `rowsync status` to ask the peer how far behind it is);
 //! - an `outgoing_sync` entry `(remote_id, point)` says "our rows up to our
 //!   ROWID `point` were sent to `remote_id`", so `max_row - point` is how
-//!   many of **our** rows that peer may still lack (`behind_rows`).
+//!   many of **our** rows that peer may still lack (`behind_rows`; ROWIDs
+//!   start at 1, so a point of -1, nothing sent yet, counts as 0).
 //!
 //! Reading the DB commits its pending file first, as Swift's
 //! `swift-container-info` (through `get_info`) does.

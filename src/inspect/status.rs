@@ -15,7 +15,7 @@
 //!   holds every row of this DB; `hash_match = false` then means the peer
 //!   has rows we lack, which that peer's own status shows);
 //! - `behind`: `behind_rows = max_row - point` of our rows may be missing
-//!   on the peer (an upper bound: rows it got from a third replica count
+//!   on the peer (a point of -1 counts as 0; an upper bound: rows it got from a third replica count
 //!   as missing until sync points catch up);
 //! - `missing`: the peer has no DB for this container (404);
 //! - `unreachable`: no answer within the timeout, or an error status
