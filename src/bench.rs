@@ -134,19 +134,35 @@ pub fn merge_bench(
     batch: usize,
     names: NamePattern,
 ) -> Result<Vec<Measure>> {
+    merge_bench_with(dir, total, batch, names, &mut |_| {})
+}
+
+/// [`merge_bench`], calling `on_step` with each step's name before it runs.
+pub fn merge_bench_with(
+    dir: &Path,
+    total: usize,
+    batch: usize,
+    names: NamePattern,
+    on_step: &mut dyn FnMut(&str),
+) -> Result<Vec<Measure>> {
     let base = Timestamp::parse("1700000000")
         .map(|t| t.raw())
         .unwrap_or(170_000_000_000_000);
+    on_step("generating rows");
     let rows = synthetic_rows(0, total, base, names);
+    on_step("floor: plain INSERT");
     let mut out = vec![insert_floor(dir, &rows, batch)?];
     let b = bench_db(dir, "0000000000000000000000000merge00")?;
+    on_step("(a) merge_items, fresh rows");
     out.push(merge_all(&b, &rows, batch, "(a) merge_items, fresh rows")?);
+    on_step("(b) merge_items, replayed rows");
     out.push(merge_all(
         &b,
         &rows,
         batch,
         "(b) merge_items, replayed rows",
     )?);
+    on_step("(c) merge_items, fresh batches into full DB");
     // Ten fresh batches, each into the full DB, to average out noise.
     let extra = synthetic_rows(total, batch * 10, base, names);
     out.push(merge_all(

@@ -4,6 +4,8 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod devcluster;
+pub mod inspect;
 pub mod replication;
 pub mod ring;
 pub mod server;

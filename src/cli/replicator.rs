@@ -10,6 +10,18 @@ use crate::config::{ReplicatorConf, SwiftConf};
 use crate::replication::daemon::{PassFilter, Replicator};
 use crate::ring::RingHandle;
 
+/// The long `--help` text (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str =
+    "Run the container replicator: every `interval` seconds, a pass over the\n\
+                  container DBs on this node's devices (the ring's devices on bind_ip and\n\
+                  bind_port) that brings each DB's other replicas up to date: rows are sent\n\
+                  in merge_items batches after each peer's sync point, or the whole DB is\n\
+                  shipped (rsync, or HTTP with db_transfer = http) to a peer that lacks it.\n\
+                  Reads [DEFAULT] and [container-replicator] of container-server.conf and the\n\
+                  ring <swift_dir>/container.ring.gz. Each pass ends with Swift's stats lines\n\
+                  in the log (stderr) and the recon cache <recon_cache_path>/container.recon.\n\
+                  --once runs a single pass and exits.";
+
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     rowsync replicator --config /etc/swift/container-server.conf\n  \

@@ -11,6 +11,10 @@ use crate::config::SwiftConf;
 use crate::ring::{self, Device, Node, Ring};
 
 #[derive(Debug, Args)]
+#[command(after_help = "Examples:\n  \
+    rowsync ring show /etc/swift/container.ring.gz\n  \
+    rowsync ring lookup --ring /etc/swift/container.ring.gz AUTH_test photos\n  \
+    rowsync ring build --devices 3 --replicas 3 --part-power 6 --base-port 6201 container.ring.gz")]
 pub struct RingArgs {
     #[command(subcommand)]
     pub command: RingCommand,

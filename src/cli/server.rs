@@ -10,8 +10,19 @@ use clap::Args;
 use crate::config::{ServerConf, SwiftConf};
 use crate::server::{self, AppState};
 
+/// The long `--help` text (set on the subcommand in `cli/mod.rs`).
+pub const LONG_ABOUT: &str =
+    "Run the container server on bind_ip:bind_port: Swift's container API (PUT,\n\
+                  GET, HEAD, POST, DELETE on containers; object rows PUT and DELETE through\n\
+                  the pending file) and REPLICATE for replicators. Reads [DEFAULT] and\n\
+                  [app:container-server] of container-server.conf (devices, bind_ip,\n\
+                  bind_port, swift_dir, mount_check, log_level, log_requests...).\n\
+                  Logs go to stderr; SIGTERM or Ctrl-C stops it after in-flight requests.";
+
 #[derive(Debug, Args)]
-#[command(after_help = "Example:\n  rowsync server --config /etc/swift/container-server.conf")]
+#[command(after_help = "Examples:\n  \
+                  rowsync server --config /etc/swift/container-server.conf\n  \
+                  RUST_LOG=debug rowsync server --config node1/container-server.conf --swift-conf swift.conf")]
 pub struct ServerArgs {
     /// container-server.conf ([DEFAULT] and [app:container-server]).
     #[arg(long, short = 'c')]

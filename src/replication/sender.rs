@@ -101,7 +101,8 @@ impl SenderCtx {
     }
 }
 
-fn sync_args(info: &ReplicationInfo, multiple_policies: bool) -> SyncArgs {
+/// The `sync` request args carrying our replication info.
+pub fn sync_args(info: &ReplicationInfo, multiple_policies: bool) -> SyncArgs {
     SyncArgs {
         max_row: info.max_row,
         hash: info.hash.clone(),

@@ -166,6 +166,36 @@ impl Timestamp {
     pub fn is_zero(&self) -> bool {
         self.raw == 0 && self.offset == 0
     }
+
+    /// Swift's `Timestamp.isoformat`: UTC, microseconds, no zone
+    /// (`2023-11-14T22:13:20.000000`); the offset is not shown.
+    pub fn isoformat(&self) -> String {
+        let secs = self.raw / 100_000;
+        let micros = (self.raw % 100_000) * 10;
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (y, m, d) = civil_from_days(days);
+        format!(
+            "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{micros:06}",
+            rem / 3600,
+            rem % 3600 / 60,
+            rem % 60
+        )
+    }
+}
+
+/// (year, month, day) of a day count since 1970-01-01 (days >= 0), from
+/// Howard Hinnant's `civil_from_days`.
+fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    (y, m, d)
 }
 
 impl Ord for Timestamp {
@@ -284,6 +314,17 @@ pub fn decode_timestamps(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn isoformat() {
+        let iso = |s: &str| Timestamp::parse(s).unwrap().isoformat();
+        assert_eq!(iso("0"), "1970-01-01T00:00:00.000000");
+        assert_eq!(iso("1700000000.00000"), "2023-11-14T22:13:20.000000");
+        assert_eq!(iso("1700000398.74102"), "2023-11-14T22:19:58.741020");
+        assert_eq!(iso("951782400"), "2000-02-29T00:00:00.000000");
+        assert_eq!(iso("1795606040.80681"), "2026-11-25T11:27:20.806810");
+        assert_eq!(iso("9999999999.99999"), "2286-11-20T17:46:39.999990");
+    }
 
     #[test]
     fn forms() {
