@@ -9,7 +9,29 @@
 #   INTEROP_ONLY       comma-separated substrings: run only matching scenarios
 #   INTEROP_VERBOSE=1  print the driver's progress lines
 #   PYTHON             interpreter for the venv (default: python3.11, else python3)
+#
+# Options:
+#   --bench            run the side-by-side benchmark instead of the scenarios
+#                      (Swift's replicator and servers against rowsync's, same
+#                      workloads; builds target/release/rowsync unless
+#                      ROWSYNC_BIN is given) and print a table
+#   --scale F          benchmark sizes times F (default 1: 100,000-row DBs)
+#   --out FILE         also write the benchmark table (markdown) to FILE
 set -euo pipefail
+
+BENCH=""
+SCALE=1
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --bench) BENCH=1 ;;
+        --scale) SCALE="${2:?--scale needs a number}"; shift ;;
+        --out) OUT="$(cd "$(dirname "${2:?--out needs a file}")" && pwd)/$(basename "$2")"; shift ;;
+        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        *) echo "interop: unknown argument $1 (see --help)" >&2; exit 2 ;;
+    esac
+    shift
+done
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
@@ -65,9 +87,15 @@ command -v rsync >/dev/null 2>&1 || apt_install rsync
 # ----------------------------------------------------------------- rowsync
 if [ -z "${ROWSYNC_BIN:-}" ]; then
     TARGET="${CARGO_TARGET_DIR:-$REPO/target}"
-    say "cargo build --bin rowsync (target $TARGET)"
-    (cd "$REPO" && cargo build -q -j "${CARGO_BUILD_JOBS:-2}" --bin rowsync >&2)
-    ROWSYNC_BIN="$TARGET/debug/rowsync"
+    if [ -n "$BENCH" ]; then
+        say "cargo build --release --bin rowsync (target $TARGET)"
+        (cd "$REPO" && cargo build -q --release -j "${CARGO_BUILD_JOBS:-2}" --bin rowsync >&2)
+        ROWSYNC_BIN="$TARGET/release/rowsync"
+    else
+        say "cargo build --bin rowsync (target $TARGET)"
+        (cd "$REPO" && cargo build -q -j "${CARGO_BUILD_JOBS:-2}" --bin rowsync >&2)
+        ROWSYNC_BIN="$TARGET/debug/rowsync"
+    fi
 fi
 [ -x "$ROWSYNC_BIN" ] || { say "no rowsync binary at $ROWSYNC_BIN"; exit 2; }
 
@@ -124,7 +152,9 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "cluster in $ROOT"
-LAYOUT="$("$PYBIN" "$HERE/driver.py" setup "$ROOT" --rowsync-bin "$ROWSYNC_BIN")"
+SETUP_ARGS=()
+[ -n "$BENCH" ] && SETUP_ARGS+=(--bench)
+LAYOUT="$("$PYBIN" "$HERE/driver.py" setup "$ROOT" --rowsync-bin "$ROWSYNC_BIN" "${SETUP_ARGS[@]}")"
 SWIFT_DIR="$ROOT/etc"
 
 while read -r kind name port conf; do
@@ -162,7 +192,12 @@ fi
 # (bash runs traps only after a foreground child ends); the driver kills
 # its own replicator child on TERM.
 set +e
-"$PYBIN" "$HERE/driver.py" run "$ROOT" "${RUN_ARGS[@]}" &
+if [ -n "$BENCH" ]; then
+    [ -n "$OUT" ] && RUN_ARGS+=(--out "$OUT")
+    "$PYBIN" "$HERE/driver.py" bench "$ROOT" --scale "$SCALE" "${RUN_ARGS[@]}" &
+else
+    "$PYBIN" "$HERE/driver.py" run "$ROOT" "${RUN_ARGS[@]}" &
+fi
 PIDS+=($!)
 NAMES+=(driver)
 wait $!
