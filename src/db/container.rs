@@ -403,8 +403,13 @@ impl ContainerBroker {
 
     /// Commits the pending file into the DB (under the directory lock).
     pub fn commit_pending(&self) -> Result<()> {
-        if !self.pending_file.exists() {
-            return Ok(());
+        // Nothing to commit (Swift truncates the file after a commit, so an
+        // empty one is the usual case): no lock. A record appended after
+        // this look is committed by the next call, as it would be had it
+        // come after the lock.
+        match std::fs::metadata(&self.pending_file) {
+            Ok(m) if m.len() > 0 => {}
+            _ => return Ok(()),
         }
         let _lock = lock_parent(&self.pending_file, self.pending_timeout)?;
         self.commit_pending_locked(Vec::new())

@@ -410,35 +410,42 @@ impl DbJob {
         let mut responses: Vec<bool> = Vec::new();
         let mut failures: BTreeSet<(String, String)> = BTreeSet::new();
         let mut i = 0;
-        // Bounded: each 507 adds at most one node, and handoffs run out.
+        // The peers are replicated to at once (Swift goes one after the
+        // other): a wave of the nodes not yet tried, then a wave of the
+        // handoffs that stand in for the ones that answered 507. Bounded:
+        // each 507 adds at most one node, and handoffs run out.
         while i < repl_nodes.len() {
-            let node = repl_nodes[i].clone();
-            i += 1;
-            let different_region = local_dev.as_ref().is_some_and(|l| l.region != node.region);
-            let success = match repl_to_node(&self.ctx, &db, &info, &node, part, different_region)
-                .await
-            {
-                Ok(ok) => ok,
-                Err(ReplError::DriveNotMounted(peer)) => {
-                    match more_nodes.next() {
-                        Some(n) => repl_nodes.push(n.device),
-                        None => tracing::error!(
-                            db = %db_file.display(),
-                            "ERROR There are not enough handoff nodes to reach replica count for partition {part}"
-                        ),
+            let wave: Vec<Device> = repl_nodes[i..].to_vec();
+            i = repl_nodes.len();
+            let results = futures::future::join_all(wave.iter().map(|node| {
+                let different_region = local_dev.as_ref().is_some_and(|l| l.region != node.region);
+                repl_to_node(&self.ctx, &db, &info, node, part, different_region)
+            }))
+            .await;
+            for (node, result) in wave.into_iter().zip(results) {
+                let success = match result {
+                    Ok(ok) => ok,
+                    Err(ReplError::DriveNotMounted(peer)) => {
+                        match more_nodes.next() {
+                            Some(n) => repl_nodes.push(n.device),
+                            None => tracing::error!(
+                                db = %db_file.display(),
+                                "ERROR There are not enough handoff nodes to reach replica count for partition {part}"
+                            ),
+                        }
+                        tracing::error!(db = %db_file.display(), "ERROR Remote drive not mounted {peer}");
+                        false
                     }
-                    tracing::error!(db = %db_file.display(), "ERROR Remote drive not mounted {peer}");
-                    false
+                    Err(e) => {
+                        tracing::error!(db = %db_file.display(), peer = %node_name(&node), "ERROR syncing with {}: {e}", node_name(&node));
+                        false
+                    }
+                };
+                if !success {
+                    failures.insert((node.replication_ip.clone(), node.device.clone()));
                 }
-                Err(e) => {
-                    tracing::error!(db = %db_file.display(), peer = %node_name(&node), "ERROR syncing with {}: {e}", node_name(&node));
-                    false
-                }
-            };
-            if !success {
-                failures.insert((node.replication_ip.clone(), node.device.clone()));
+                responses.push(success);
             }
-            responses.push(success);
         }
         if !shouldbehere && !self.cleanup_post_replicate(&db, &info, &responses) {
             for n in &repl_nodes {

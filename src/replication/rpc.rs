@@ -549,12 +549,18 @@ impl ReplicatorRpc {
         };
         let result = (|| -> Result<bool, DbError> {
             let new = ContainerBroker::open(&tmp)?;
+            // The shipped file is private until it is renamed into place:
+            // it is written without fsyncs and synced once before the
+            // rename (a crash before that leaves the old DB untouched).
+            new.connection()
+                .execute_batch("PRAGMA synchronous = OFF")
+                .map_err(|e| DbError::sqlite(&tmp, e))?;
             let existing = ContainerBroker::open(&db_file)?;
             // The sender's high-water mark, before our rows are added.
             let sender_point = new.get_max_row()?;
             let mut point = -1;
             loop {
-                let rows = existing.get_items_since(point, 1000)?;
+                let rows = existing.get_items_since(point, MERGE_CHUNK)?;
                 let Some(last) = rows.last().and_then(|r| r.rowid) else {
                     break;
                 };
@@ -578,7 +584,7 @@ impl ReplicatorRpc {
                 .map_err(|e| DbError::Invalid(format!("cannot lock the local DB: {e}")))?;
             let finish = (|| -> Result<bool, DbError> {
                 loop {
-                    let rows = existing.items_since_no_commit(point, 1000)?;
+                    let rows = existing.items_since_no_commit(point, MERGE_CHUNK)?;
                     let Some(last) = rows.last().and_then(|r| r.rowid) else {
                         break;
                     };
@@ -588,6 +594,9 @@ impl ReplicatorRpc {
                 if aborted(&db_file) || !tmp.exists() {
                     return Ok(false);
                 }
+                std::fs::File::open(&tmp)
+                    .and_then(|f| f.sync_all())
+                    .map_err(|e| DbError::io(&tmp, e))?;
                 std::fs::rename(&tmp, &db_file).map_err(|e| DbError::io(&db_file, e))?;
                 files::fsync_dir(hash_dir)?;
                 Ok(true)
@@ -602,6 +611,10 @@ impl ReplicatorRpc {
         }
     }
 }
+
+/// Rows per transaction when `rsync_then_merge` copies the local rows into
+/// the shipped DB.
+const MERGE_CHUNK: usize = 10_000;
 
 fn strip_rowids(
     mut rows: Vec<crate::swift::merge::ObjectItem>,
