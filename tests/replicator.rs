@@ -8,6 +8,7 @@ use rowsync::db::SyncPoint;
 use rowsync::replication::daemon::PassFilter;
 use rowsync::replication::stats::Stats;
 use rowsync::swift::merge::ObjectItem;
+use std::sync::Arc;
 
 const A: &str = "AUTH_test";
 const C: &str = "cont";
@@ -570,4 +571,124 @@ async fn reclaimable_deleted_db_is_removed() {
         .unwrap();
     let s = pass(&cluster, l, "").await;
     assert_eq!((s.remove, s.rsync), (0, 1), "{s:?}");
+}
+
+type Hook = Box<dyn FnOnce() + Send>;
+
+/// Node `i`'s server moves to a fresh port; a proxy on its old port (the
+/// one the ring names) runs `before` once, at the first REPLICATE request,
+/// then forwards every request to the server.
+async fn proxy_with_hook(
+    cluster: &mut Cluster,
+    i: usize,
+    before: impl FnOnce() + Send + 'static,
+) -> tokio::sync::oneshot::Sender<()> {
+    use axum::body::{to_bytes, Body};
+    use axum::extract::Request;
+    use axum::response::Response;
+    use std::sync::Mutex;
+
+    let node = &mut cluster.nodes[i];
+    node.stop().await;
+    let port = node.addr.port();
+    let inner = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let inner_addr = inner.local_addr().unwrap();
+    let state = node.state.clone();
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (inner_tx, inner_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let _ = rowsync::server::serve(state, inner, async {
+            let _ = inner_rx.await;
+        })
+        .await;
+    });
+    let mut outer = None;
+    for _ in 0..50 {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => {
+                outer = Some(l);
+                break;
+            }
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    let outer = outer.expect("port free again");
+    let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(Some(Box::new(before))));
+    let client = reqwest::Client::new();
+    let app = axum::Router::new().fallback(move |req: Request| {
+        let hook = hook.clone();
+        let client = client.clone();
+        async move {
+            if req.method().as_str() == "REPLICATE" {
+                let f = hook.lock().unwrap().take();
+                if let Some(f) = f {
+                    tokio::task::spawn_blocking(f).await.unwrap();
+                }
+            }
+            let (parts, body) = req.into_parts();
+            let body = to_bytes(body, usize::MAX).await.unwrap();
+            let url = format!("http://{inner_addr}{}", parts.uri);
+            let mut fwd = client.request(parts.method, url).body(body);
+            for (k, v) in parts.headers.iter() {
+                if k != "host" && k != "content-length" {
+                    fwd = fwd.header(k, v);
+                }
+            }
+            let r = fwd.send().await.unwrap();
+            let mut out = Response::builder().status(r.status());
+            for (k, v) in r.headers() {
+                out = out.header(k, v);
+            }
+            out.body(Body::from(r.bytes().await.unwrap())).unwrap()
+        }
+    });
+    tokio::spawn(async move {
+        let _ = axum::serve(outer, app)
+            .with_graceful_shutdown(async {
+                let _ = rx.await;
+                let _ = inner_tx.send(());
+            })
+            .await;
+    });
+    tx
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn handoff_db_that_gains_rows_during_the_pass_is_kept() {
+    let mut cluster = Cluster::start(4, 3, 3).await;
+    let part = cluster.part(A, C);
+    let prim = cluster.primaries(part);
+    let handoff = (0..4).find(|i| !prim.contains(i)).unwrap();
+    let db = cluster.create_db(handoff, A, C);
+    db.merge_items(objs(0..20, 0, "t"), None).unwrap();
+    let first = all_rows(&db);
+    let path = db.db_file().to_path_buf();
+    drop(db);
+    // While the handoff talks to a primary, an object server's update
+    // lands in the handoff DB.
+    let late = path.clone();
+    let stop_proxy = proxy_with_hook(&mut cluster, prim[1], move || {
+        let b = rowsync::db::ContainerBroker::open(&late).unwrap();
+        b.merge_items(vec![obj("late", &ts(100), "t")], None)
+            .unwrap();
+    })
+    .await;
+    let s = pass(&cluster, handoff, "").await;
+    assert_eq!((s.remove, s.failure), (0, 0), "{s:?}");
+    assert!(path.exists(), "the handoff DB gained a row: kept");
+    for &i in &prim {
+        let rows = all_rows(&cluster.open_db(i, A, C).unwrap());
+        assert!(first.iter().all(|r| rows.contains(r)), "primary {i}");
+    }
+    // The next pass carries the late row to the primaries, then removes
+    // the handoff DB.
+    let s = pass(&cluster, handoff, "").await;
+    assert_eq!((s.remove, s.failure), (1, 0), "{s:?}");
+    assert!(!path.exists());
+    for &i in &prim {
+        let rows = all_rows(&cluster.open_db(i, A, C).unwrap());
+        assert!(rows.iter().any(|r| r.0 == "late"), "primary {i}: {rows:?}");
+        assert_eq!(rows.len(), 21);
+    }
+    let _ = stop_proxy.send(());
 }
