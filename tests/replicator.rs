@@ -602,17 +602,7 @@ async fn proxy_with_hook(
         })
         .await;
     });
-    let mut outer = None;
-    for _ in 0..50 {
-        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(l) => {
-                outer = Some(l);
-                break;
-            }
-            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-        }
-    }
-    let outer = outer.expect("port free again");
+    let outer = bind_again(port).await;
     let hook: Arc<Mutex<Option<Hook>>> = Arc::new(Mutex::new(Some(Box::new(before))));
     let client = reqwest::Client::new();
     let app = axum::Router::new().fallback(move |req: Request| {

@@ -82,19 +82,9 @@ impl TestNode {
     /// same port again.
     pub async fn restart(&mut self) {
         self.stop().await;
-        let port = self.addr.port();
-        let mut listener = None;
-        for _ in 0..50 {
-            match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-                Ok(l) => {
-                    listener = Some(l);
-                    break;
-                }
-                Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
-            }
-        }
+        let listener = bind_again(self.addr.port()).await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let fresh = Self::serve_on(dir, listener.expect("port free again"), "");
+        let fresh = Self::serve_on(dir, listener, "");
         let old = std::mem::replace(self, fresh);
         drop(old);
     }
@@ -167,6 +157,18 @@ impl Drop for TestNode {
             let _ = tx.send(());
         }
     }
+}
+
+/// Binds 127.0.0.1:`port` again once a stopped server has let it go
+/// (bounded: 5 s).
+pub async fn bind_again(port: u16) -> tokio::net::TcpListener {
+    for _ in 0..50 {
+        match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+            Ok(l) => return l,
+            Err(_) => tokio::time::sleep(std::time::Duration::from_millis(100)).await,
+        }
+    }
+    panic!("port {port} not free again within 5 s");
 }
 
 pub fn create_db_at(path: &Path, account: &str, container: &str) -> ContainerBroker {
