@@ -1745,18 +1745,7 @@ class Bench(object):
 
 def bench(args):
     import platform
-    import signal
-    signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
-    cl = Cluster(args.root)
-    use_swift_dir(cl.swift_dir)
-    logf = open(os.path.join(cl.root, 'logs', 'driver.log'), 'a')
-
-    def log(msg):
-        logf.write('%s %s\n' % (time.strftime('%H:%M:%S'), msg))
-        logf.flush()
-        if args.verbose:
-            print('  ' + msg, flush=True)
-
+    cl, log, logf = start_driver(args)
     b = Bench(cl, args.scale, log)
     results = []
     for title, meth, extra in Bench.WORKLOADS:
@@ -1815,23 +1804,29 @@ def bench(args):
     return 0
 
 
-def run(args):
+def start_driver(args):
+    """What `run` and `bench` start with: TERM handling, the cluster with
+    its swift.conf in effect, and the driver's log (`logs/driver.log`,
+    also printed with -v). Returns (cluster, log, log file)."""
     import signal
     # TERM (run.sh's cleanup) unwinds like Ctrl-C: subprocess.run then
     # kills the replicator pass it is waiting for.
     signal.signal(signal.SIGTERM, lambda *a: sys.exit(143))
     cl = Cluster(args.root)
     use_swift_dir(cl.swift_dir)
-    verbose = args.verbose
-    log_path = os.path.join(cl.root, 'logs', 'driver.log')
-    logf = open(log_path, 'a')
+    logf = open(os.path.join(cl.root, 'logs', 'driver.log'), 'a')
 
     def log(msg):
         logf.write('%s %s\n' % (time.strftime('%H:%M:%S'), msg))
         logf.flush()
-        if verbose:
+        if args.verbose:
             print('  ' + msg, flush=True)
 
+    return cl, log, logf
+
+
+def run(args):
+    cl, log, logf = start_driver(args)
     used = set()
     passed = failed = skipped = 0
     for name, fn, sk, rk, needs in SCENARIOS:

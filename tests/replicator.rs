@@ -302,17 +302,30 @@ async fn sync_points_travel_transitively() {
     assert_eq!(all_rows(&dbc).iter().filter(|r| r.3 == "a").count(), 30);
 }
 
+/// `A/C` with 20 rows on a node that is not one of its primaries: the
+/// primaries, that node, its rows and the DB file.
+#[allow(clippy::type_complexity)]
+fn db_on_a_handoff(
+    cluster: &Cluster,
+) -> (
+    Vec<usize>,
+    usize,
+    Vec<(String, String, i64, String, String, i64)>,
+    std::path::PathBuf,
+) {
+    let prim = primaries(cluster);
+    let handoff = (0..cluster.nodes.len())
+        .find(|i| !prim.contains(i))
+        .unwrap();
+    let db = cluster.create_db(handoff, A, C);
+    db.merge_items(objs(0..20, 0, "t"), None).unwrap();
+    (prim, handoff, all_rows(&db), db.db_file().to_path_buf())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handoff_db_reaches_primaries_and_is_removed() {
     let cluster = Cluster::start(4, 3, 3).await;
-    let part = cluster.part(A, C);
-    let prim = cluster.primaries(part);
-    let handoff = (0..4).find(|i| !prim.contains(i)).unwrap();
-    let db = cluster.create_db(handoff, A, C);
-    db.merge_items(objs(0..20, 0, "t"), None).unwrap();
-    let want = all_rows(&db);
-    let path = db.db_file().to_path_buf();
-    drop(db);
+    let (prim, handoff, want, path) = db_on_a_handoff(&cluster);
     let s = pass(&cluster, handoff, "").await;
     assert_eq!(s.remove, 1, "{s:?}");
     assert!(!path.exists());
@@ -646,14 +659,7 @@ async fn proxy_with_hook(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn handoff_db_that_gains_rows_during_the_pass_is_kept() {
     let mut cluster = Cluster::start(4, 3, 3).await;
-    let part = cluster.part(A, C);
-    let prim = cluster.primaries(part);
-    let handoff = (0..4).find(|i| !prim.contains(i)).unwrap();
-    let db = cluster.create_db(handoff, A, C);
-    db.merge_items(objs(0..20, 0, "t"), None).unwrap();
-    let first = all_rows(&db);
-    let path = db.db_file().to_path_buf();
-    drop(db);
+    let (prim, handoff, first, path) = db_on_a_handoff(&cluster);
     // While the handoff talks to a primary, an object server's update
     // lands in the handoff DB.
     let late = path.clone();

@@ -314,7 +314,7 @@ impl ContainerBroker {
             }
             tmp.persist(&db_file)
                 .map_err(|e| DbError::io(&db_file, e.error))?;
-            files::fsync_dir(dir)?;
+            files::fsync_path(dir)?;
         }
         Self::open(db_file)
     }

@@ -115,10 +115,10 @@ pub fn quarantine(db_file: &Path) -> Result<PathBuf> {
     Ok(target)
 }
 
-/// fsyncs a directory (after a rename into it).
-pub fn fsync_dir(dir: &Path) -> Result<()> {
-    let f = std::fs::File::open(dir).map_err(|e| DbError::io(dir, e))?;
-    f.sync_all().map_err(|e| DbError::io(dir, e))
+/// fsyncs a file, or a directory (after a rename into it).
+pub fn fsync_path(path: &Path) -> Result<()> {
+    let f = std::fs::File::open(path).map_err(|e| DbError::io(path, e))?;
+    f.sync_all().map_err(|e| DbError::io(path, e))
 }
 
 /// A name that is safe as a single path component (no separators, not

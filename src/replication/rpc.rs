@@ -505,7 +505,7 @@ impl ReplicatorRpc {
             }
             let target = hash_dir.join(&basename);
             std::fs::rename(&tmp, &target).map_err(|e| DbError::io(&target, e))?;
-            files::fsync_dir(hash_dir)?;
+            files::fsync_path(hash_dir)?;
             Ok(())
         })();
         match result {
@@ -594,11 +594,9 @@ impl ReplicatorRpc {
                 if aborted(&db_file) || !tmp.exists() {
                     return Ok(false);
                 }
-                std::fs::File::open(&tmp)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| DbError::io(&tmp, e))?;
+                files::fsync_path(&tmp)?;
                 std::fs::rename(&tmp, &db_file).map_err(|e| DbError::io(&db_file, e))?;
-                files::fsync_dir(hash_dir)?;
+                files::fsync_path(hash_dir)?;
                 Ok(true)
             })();
             let _ = existing.connection().execute_batch("ROLLBACK");

@@ -168,7 +168,7 @@ async fn upload(state: Arc<AppState>, device: &str, name: &str, req: Request) ->
         drop(file);
         tokio::fs::rename(&part, &target).await?;
         let dir2 = dir.clone();
-        tokio::task::spawn_blocking(move || crate::db::files::fsync_dir(&dir2))
+        tokio::task::spawn_blocking(move || crate::db::files::fsync_path(&dir2))
             .await
             .map_err(|e| std::io::Error::other(e.to_string()))?
             .map_err(|e| std::io::Error::other(e.to_string()))?;
