@@ -237,7 +237,7 @@ impl BenchCluster {
         &self,
         i: usize,
         extra: &str,
-    ) -> anyhow::Result<crate::replication::daemon::Replicator> {
+    ) -> anyhow::Result<crate::replication::daemon::Replicator<crate::db::Container>> {
         let conf = crate::config::ReplicatorConf::from_str(&format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
              swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\ndb_transfer = http\n\
@@ -261,7 +261,7 @@ impl BenchCluster {
         let part = self.ring.get_part(&hc, "bench", Some(container), None)?;
         let hash = hc.hash_path("bench", Some(container), None)?;
         let dev = self.root.join(format!("node{i}/sd{i}"));
-        let path = crate::db::files::db_path(&dev, part, &hash);
+        let path = crate::db::files::db_path(&dev, "containers", part, &hash);
         Ok(ContainerBroker::create(
             &path,
             "bench",
@@ -277,7 +277,10 @@ impl BenchCluster {
         let hash = hc.hash_path("bench", Some(container), None)?;
         let dev = self.root.join(format!("node{i}/sd{i}"));
         Ok(ContainerBroker::open(crate::db::files::db_path(
-            &dev, part, &hash,
+            &dev,
+            "containers",
+            part,
+            &hash,
         ))?)
     }
 
@@ -507,7 +510,7 @@ pub async fn load_bench(dir: &Path, clients: usize, seconds: f64) -> anyhow::Res
     let db_path = {
         let hc = crate::swift::HashPathConfig::new("bench", "mark");
         let hash = hc.hash_path("bench", Some("load"), None)?;
-        crate::db::files::db_path(&devices.join("sda"), 0, &hash)
+        crate::db::files::db_path(&devices.join("sda"), "containers", 0, &hash)
     };
     let commit_start = Instant::now();
     let present: std::collections::HashSet<String> = tokio::task::spawn_blocking(move || {

@@ -2,8 +2,8 @@
 
 use std::path::{Path, PathBuf};
 
-use rowsync::db::container::{ListingEntry, ListingParams, SyncPoint};
-use rowsync::db::{ContainerBroker, DbError};
+use rowsync::db::container::{ListingEntry, ListingParams};
+use rowsync::db::{ContainerBroker, DbError, DbState, SyncPoint};
 use rowsync::swift::merge::ObjectItem;
 use rowsync::swift::{chexor, Timestamp};
 use serde_json::{json, Value};
@@ -111,7 +111,7 @@ fn swift_made_dbs_read_as_swift_reads_them() {
         }
         assert_eq!(b.get_sync("peer-out", false).unwrap(), 17);
         assert_eq!(b.get_sync("nobody", true).unwrap(), -1);
-        assert_eq!(b.db_state().unwrap(), "unsharded");
+        assert_eq!(b.db_state().unwrap(), DbState::Unsharded);
         assert_eq!(
             b.metadata().unwrap()["X-Container-Meta-Color"],
             json!([
@@ -248,7 +248,7 @@ fn created_db_has_swifts_schema() {
     assert_eq!(info.max_row, -1);
     assert_eq!(info.shard_max_row, Some(-1));
     assert!(info.id.ends_with("-sda"), "{}", info.id);
-    assert_eq!(info.db_state, "unsharded");
+    assert_eq!(info.db_state, DbState::Unsharded);
     // A second create of the same DB is refused and leaves no temp file.
     let again = ContainerBroker::create(b.db_file(), "a", "c", None, 0).unwrap_err();
     assert!(matches!(again, DbError::AlreadyExists(_)));

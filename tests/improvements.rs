@@ -237,7 +237,7 @@ async fn rows_written_during_rsync_then_merge_survive() {
             }
         }
     });
-    let op = ReplicateOp::RsyncThenMerge {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::RsyncThenMerge {
         tmp_name: src_id,
         db_basename: None,
     };

@@ -369,11 +369,7 @@ async fn peer_failing_mid_pass_leaves_nothing_that_blocks_convergence() {
     let stop = cluster.nodes[p[1]].take_shutdown().unwrap();
     let killer = tokio::spawn(async move {
         for _ in 0..5000 {
-            if counters
-                .merge_items
-                .load(std::sync::atomic::Ordering::Relaxed)
-                >= 2
-            {
+            if counters.get(rowsync::replication::wire::OpName::MergeItems) >= 2 {
                 break;
             }
             tokio::time::sleep(std::time::Duration::from_millis(1)).await;

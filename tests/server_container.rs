@@ -157,7 +157,7 @@ fn db_dir(devices: &std::path::Path, account: &str, container: &str) -> PathBuf 
         .hash_path_config()
         .hash_path(account, Some(container), None)
         .unwrap();
-    files::hash_dir(&devices.join("sda"), 0, &hash)
+    files::hash_dir(&devices.join("sda"), "containers", 0, &hash)
 }
 
 #[tokio::test]

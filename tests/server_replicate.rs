@@ -14,7 +14,7 @@ const PART: u32 = 7;
 
 fn sync_op(b: &ContainerBroker) -> ReplicateOp {
     let i = b.get_replication_info().unwrap();
-    ReplicateOp::Sync(SyncArgs {
+    ReplicateOp::<rowsync::swift::merge::ObjectItem>::Sync(SyncArgs {
         max_row: i.max_row,
         hash: i.hash,
         id: i.id,
@@ -168,7 +168,7 @@ async fn merge_items_and_merge_syncs_over_http() {
     for (i, it) in items.iter_mut().enumerate() {
         it.rowid = Some(11 + i as i64);
     }
-    let op = ReplicateOp::MergeItems {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::MergeItems {
         items,
         source: Some("sender-db".into()),
     };
@@ -177,7 +177,7 @@ async fn merge_items_and_merge_syncs_over_http() {
     assert_eq!(remote.get_sync("sender-db", true).unwrap(), 20);
     assert!(rows(&remote).iter().all(|r| r.2 == "new"));
     // Empty batch: accepted, nothing changes.
-    let op = ReplicateOp::MergeItems {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::MergeItems {
         items: vec![],
         source: Some("sender-db".into()),
     };
@@ -185,7 +185,7 @@ async fn merge_items_and_merge_syncs_over_http() {
     assert_eq!(remote.get_sync("sender-db", true).unwrap(), 20);
     // merge_syncs: max wins, and the receiver's own id is dropped.
     let own = remote.get_info().unwrap().id;
-    let op = ReplicateOp::MergeSyncs(vec![
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::MergeSyncs(vec![
         SyncPoint::new("sender-db", 7),
         SyncPoint::new("third", 42),
         SyncPoint::new(own.clone(), 99),
@@ -203,7 +203,13 @@ async fn shard_range_ops() {
     let client = reqwest::Client::new();
     let path = format!("/sda/{PART}/{}", hash_of("a", "c"));
     let remote = node.create_db("sda", PART, "a", "c");
-    let (st, body) = replicate(&client, &node, &path, ReplicateOp::GetShardRanges.to_body()).await;
+    let (st, body) = replicate(
+        &client,
+        &node,
+        &path,
+        ReplicateOp::<rowsync::swift::merge::ObjectItem>::GetShardRanges.to_body(),
+    )
+    .await;
     assert_eq!(st, 200);
     assert_eq!(
         serde_json::from_slice::<Value>(&body).unwrap(),
@@ -224,12 +230,18 @@ async fn shard_range_ops() {
         reported: 0,
         tombstones: -1,
     };
-    let op = ReplicateOp::MergeShardRanges {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::MergeShardRanges {
         ranges: vec![sr.clone()],
         source: Some("x".into()),
     };
     assert_eq!(replicate(&client, &node, &path, op.to_body()).await.0, 202);
-    let (_, body) = replicate(&client, &node, &path, ReplicateOp::GetShardRanges.to_body()).await;
+    let (_, body) = replicate(
+        &client,
+        &node,
+        &path,
+        ReplicateOp::<rowsync::swift::merge::ObjectItem>::GetShardRanges.to_body(),
+    )
+    .await;
     let got: Vec<ShardRange> = serde_json::from_slice(&body).unwrap();
     assert_eq!(got, vec![sr]);
     assert_eq!(
@@ -254,7 +266,7 @@ async fn complete_rsync_takes_a_checked_file() {
     .unwrap();
     let src_id = src.get_info().unwrap().id;
     // A missing tmp file: 404.
-    let op = ReplicateOp::CompleteRsync {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::CompleteRsync {
         tmp_name: src_id.clone(),
         db_basename: Some(format!("{h}.db")),
     };
@@ -265,7 +277,7 @@ async fn complete_rsync_takes_a_checked_file() {
         ("ok", "../../evil.db".to_string()),
         ("ok", "other.db".into()),
     ] {
-        let op = ReplicateOp::CompleteRsync {
+        let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::CompleteRsync {
             tmp_name: tmp.into(),
             db_basename: Some(base),
         };
@@ -277,7 +289,7 @@ async fn complete_rsync_takes_a_checked_file() {
         upload(&client, &node, "sda", "wrong", other.db_file()).await,
         201
     );
-    let op = ReplicateOp::CompleteRsync {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::CompleteRsync {
         tmp_name: "wrong".into(),
         db_basename: None,
     };
@@ -285,7 +297,7 @@ async fn complete_rsync_takes_a_checked_file() {
     assert!(!node.devices.join("sda/tmp/wrong").exists());
     // Not a DB at all.
     std::fs::write(node.devices.join("sda/tmp/junk"), b"junk junk junk").unwrap();
-    let op = ReplicateOp::CompleteRsync {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::CompleteRsync {
         tmp_name: "junk".into(),
         db_basename: None,
     };
@@ -295,7 +307,7 @@ async fn complete_rsync_takes_a_checked_file() {
         upload(&client, &node, "sda", &src_id, src.db_file()).await,
         201
     );
-    let op = ReplicateOp::CompleteRsync {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::CompleteRsync {
         tmp_name: src_id.clone(),
         db_basename: Some(format!("{h}.db")),
     };
@@ -347,7 +359,7 @@ async fn rsync_then_merge_keeps_local_rows_and_the_senders_point() {
     .unwrap();
     let src_id = src.get_info().unwrap().id;
     // No tmp file yet: 404.
-    let op = ReplicateOp::RsyncThenMerge {
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::RsyncThenMerge {
         tmp_name: src_id.clone(),
         db_basename: Some(format!("{h}.db")),
     };
@@ -437,7 +449,13 @@ async fn bad_requests_get_4xx_and_touch_nothing() {
     node.stop().await;
     // A server with replication turned off answers 405.
     let mut off = TestNode::start_with(&["sda"], "replication_server = false").await;
-    let (st, _) = replicate(&client, &off, &path, ReplicateOp::GetShardRanges.to_body()).await;
+    let (st, _) = replicate(
+        &client,
+        &off,
+        &path,
+        ReplicateOp::<rowsync::swift::merge::ObjectItem>::GetShardRanges.to_body(),
+    )
+    .await;
     assert_eq!(st, 405);
     off.stop().await;
 }
@@ -517,7 +535,7 @@ async fn hand_driven_exchange_between_two_servers() {
             let Some(last) = items.last().and_then(|i| i.rowid) else {
                 break;
             };
-            let op = ReplicateOp::MergeItems {
+            let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::MergeItems {
                 items,
                 source: Some(my_id.clone()),
             };
@@ -525,7 +543,9 @@ async fn hand_driven_exchange_between_two_servers() {
             point = last;
             batches += 1;
         }
-        let op = ReplicateOp::MergeSyncs(from.get_syncs(true).unwrap());
+        let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::MergeSyncs(
+            from.get_syncs(true).unwrap(),
+        );
         assert_eq!(replicate(client, to, &path, op.to_body()).await.0, 202);
         from.merge_syncs(&[SyncPoint::new(rid, point)], false)
             .unwrap();

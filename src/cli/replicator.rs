@@ -69,7 +69,7 @@ pub fn run(args: ReplicatorArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let replicator = Replicator::new(conf, &swift, ring);
+    let replicator = Replicator::<crate::db::Container>::new(conf, &swift, ring);
     rt.block_on(async move {
         if args.once {
             tokio::select! {

@@ -1,60 +1,45 @@
-//! The container broker: one container DB file, read and written exactly as
-//! Swift 2.38's `ContainerBroker` does.
+//! Container DBs (Swift 2.38's `ContainerBroker`): the container kind of
+//! the shared core (object rows and their merge rule, `container_stat`),
+//! creation, listings, storage policy, reported stats and shard ranges.
 
 use std::collections::HashMap;
-use std::fs::OpenOptions;
-use std::io::{Read, Write};
-use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::path::Path;
 
 use rusqlite::types::ValueRef;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
 
-use super::conn::{self, python_float_repr, value_text};
-use super::files::{self, db_files, hash_of, parse_db_filename, pending_path};
-use super::lock::lock_parent;
+use super::conn::value_text;
+use super::core::{
+    col_int, col_text, increment_last_char, ts_or_zero, zero_like_text, Broker, MergeOutcome, Tx,
+};
+use super::files::{db_files, hash_of, parse_db_filename};
+use super::kind::{DbInfo, DbItem, DbKind, DbState};
 use super::shard::{self, merge_shards, ShardRange, SHARD_RANGE_KEYS};
-use super::{schema, DbError, Result, RECLAIM_PAGE_SIZE};
+use super::{schema, DbError, Result};
 use crate::swift::merge::{update_new_item_from_existing, ObjectItem};
-use crate::swift::pending::{self as pending_fmt, PENDING_CAP};
-use crate::swift::{pyjson, Timestamp};
+use crate::swift::pending::{self as pending_fmt, PendingError};
+use crate::swift::{pickle, Timestamp};
 
-/// Default wait for the directory lock around pending-file work.
-pub const DEFAULT_PENDING_TIMEOUT: Duration = Duration::from_secs(10);
+/// The container kind of DB.
+#[derive(Debug, Clone, Copy)]
+pub struct Container;
+
+/// A container DB.
+pub type ContainerBroker = Broker<Container>;
 
 /// Metadata keys that survive `delete_db` (container sharding sysmeta).
-const DELETE_META_WHITELIST: [&str; 3] = [
+const DELETE_META_WHITELIST: &[&str] = &[
     "x-container-sysmeta-shard-quoted-root",
     "x-container-sysmeta-shard-root",
     "x-container-sysmeta-sharding",
 ];
 
-/// One row of a sync table.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SyncPoint {
-    pub remote_id: String,
-    pub sync_point: i64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub updated_at: Option<String>,
-}
-
-impl SyncPoint {
-    pub fn new(remote_id: impl Into<String>, sync_point: i64) -> Self {
-        SyncPoint {
-            remote_id: remote_id.into(),
-            sync_point,
-            updated_at: None,
-        }
-    }
-}
-
 /// `get_replication_info()`: the container's info as Swift sends it in a
 /// `sync` answer, keys in Swift's order. `point` is added by a receiver.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(default)]
-pub struct ReplicationInfo {
+pub struct ContainerInfo {
     pub account: String,
     pub container: String,
     pub created_at: String,
@@ -72,7 +57,8 @@ pub struct ReplicationInfo {
     pub x_container_sync_point1: i64,
     pub x_container_sync_point2: i64,
     pub storage_policy_index: i64,
-    pub db_state: String,
+    #[serde(deserialize_with = "lenient_db_state")]
+    pub db_state: DbState,
     /// Object count of the container's policy.
     pub count: i64,
     /// The raw metadata column (a JSON object as a string, or "").
@@ -84,20 +70,11 @@ pub struct ReplicationInfo {
     pub point: Option<i64>,
 }
 
-impl ReplicationInfo {
+impl ContainerInfo {
     /// Is the container deleted (no objects and deleted after its last PUT)?
     pub fn is_deleted(&self) -> bool {
         self.count == 0 && ts_or_zero(&self.delete_timestamp) > ts_or_zero(&self.put_timestamp)
     }
-}
-
-/// What `merge_items` did.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct MergeOutcome {
-    /// Rows inserted (new or newer versions).
-    pub inserted: usize,
-    /// Older rows replaced.
-    pub replaced: usize,
 }
 
 /// Options of an object listing (Swift's `list_objects_iter`).
@@ -136,114 +113,9 @@ pub enum ListingEntry {
     Subdir(String),
 }
 
-fn ts_or_zero(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
-}
-
-fn zero_like_text(s: &str) -> bool {
-    s.is_empty() || s == "0"
-}
-
-/// A value of any SQLite type as text (Python would keep the object).
-fn col_text(row: &Row<'_>, idx: usize) -> rusqlite::Result<String> {
-    Ok(match row.get_ref(idx)? {
-        ValueRef::Null => String::new(),
-        v => value_text(v),
-    })
-}
-
-/// A value of any SQLite type as an integer.
-fn col_int(row: &Row<'_>, idx: usize) -> rusqlite::Result<i64> {
-    Ok(match row.get_ref(idx)? {
-        ValueRef::Integer(i) => i,
-        ValueRef::Real(f) => f as i64,
-        ValueRef::Text(t) => std::str::from_utf8(t)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or(0),
-        _ => 0,
-    })
-}
-
-/// A transaction on a shared connection, rolled back unless committed.
-struct Tx<'a> {
-    conn: &'a Connection,
-    done: bool,
-}
-
-impl<'a> Tx<'a> {
-    fn immediate(conn: &'a Connection) -> rusqlite::Result<Self> {
-        conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(Tx { conn, done: false })
-    }
-    fn commit(mut self) -> rusqlite::Result<()> {
-        self.conn.execute_batch("COMMIT")?;
-        self.done = true;
-        Ok(())
-    }
-}
-
-impl Drop for Tx<'_> {
-    fn drop(&mut self) {
-        if !self.done {
-            let _ = self.conn.execute_batch("ROLLBACK");
-        }
-    }
-}
-
-/// A container DB.
-pub struct ContainerBroker {
-    db_file: PathBuf,
-    pending_file: PathBuf,
-    conn: Connection,
-    pending_timeout: Duration,
-    db_version: i32,
-    /// (device, inode) of the file the connection opened.
-    file_id: Option<(u64, u64)>,
-}
-
-fn file_id(path: &Path) -> Option<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::metadata(path).ok().map(|m| (m.dev(), m.ino()))
-}
-
-impl std::fmt::Debug for ContainerBroker {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ContainerBroker")
-            .field("db_file", &self.db_file)
-            .finish()
-    }
-}
-
 impl ContainerBroker {
-    /// Opens an existing container DB.
-    pub fn open(db_file: impl AsRef<Path>) -> Result<Self> {
-        let db_file = db_file.as_ref().to_path_buf();
-        let id = file_id(&db_file);
-        let conn = conn::open(&db_file)?;
-        let mut broker = ContainerBroker {
-            pending_file: pending_path(&db_file),
-            db_file,
-            conn,
-            pending_timeout: DEFAULT_PENDING_TIMEOUT,
-            db_version: 1,
-            file_id: id,
-        };
-        broker.db_version = broker.read_db_version()?;
-        Ok(broker)
-    }
-
-    /// Opens the DB and checks that it is a readable container DB (the stat
-    /// row exists); a corrupt file gives [`DbError::Corrupt`].
-    pub fn open_checked(db_file: impl AsRef<Path>) -> Result<Self> {
-        let b = Self::open(db_file)?;
-        b.read_info()?;
-        Ok(b)
-    }
-
-    /// Creates a new container DB at `db_file` as Swift's `initialize` does:
-    /// build it in a temp file in the same dir, fsync, then rename into place
-    /// under the directory lock (failing if the DB appeared meanwhile).
+    /// Creates a new container DB at `db_file` as Swift's `initialize` does
+    /// (see [`Broker::create_with`]).
     pub fn create(
         db_file: impl AsRef<Path>,
         account: &str,
@@ -251,142 +123,41 @@ impl ContainerBroker {
         put_timestamp: Option<Timestamp>,
         storage_policy_index: i64,
     ) -> Result<Self> {
-        let db_file = db_file.as_ref().to_path_buf();
         if account.is_empty() || container.is_empty() {
             return Err(DbError::Invalid(
                 "a new container DB needs an account and a container".into(),
             ));
         }
-        let dir = db_file
-            .parent()
-            .ok_or_else(|| DbError::Invalid("DB path has no directory".into()))?;
-        std::fs::create_dir_all(dir).map_err(|e| DbError::io(dir, e))?;
-        let tmp = tempfile::Builder::new()
-            .prefix("tmp")
-            .suffix(".tmp")
-            .tempfile_in(dir)
-            .map_err(|e| DbError::io(dir, e))?;
-        let tmp_path = tmp.path().to_path_buf();
         let put_ts = put_timestamp.unwrap_or(Timestamp::ZERO).internal();
-        let device = files::device_path_of(&db_file)
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_default();
-        {
-            let conn = Connection::open(&tmp_path).map_err(|e| DbError::sqlite(&tmp_path, e))?;
-            let build = || -> rusqlite::Result<()> {
-                conn::configure(&conn, "OFF", "MEMORY")?;
-                conn.execute_batch("BEGIN")?;
-                conn.execute_batch(schema::SYNC_TABLES)?;
-                conn.execute_batch(schema::OBJECT_TABLE)?;
-                conn.execute_batch(schema::POLICY_STAT_TABLE)?;
-                conn.execute(
-                    "INSERT INTO policy_stat (storage_policy_index) VALUES (?)",
-                    [storage_policy_index],
-                )?;
-                conn.execute_batch(schema::CONTAINER_INFO)?;
-                conn.execute(
-                    "INSERT INTO container_info (account, container, created_at, id,
-                         put_timestamp, status_changed_at, storage_policy_index)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                    params![
-                        account,
-                        container,
-                        Timestamp::now().normal(),
-                        new_db_id(&device),
-                        put_ts,
-                        put_ts,
-                        storage_policy_index
-                    ],
-                )?;
-                conn.execute_batch(schema::SHARD_RANGE_TABLE)?;
-                conn.execute_batch("COMMIT")?;
-                Ok(())
-            };
-            build().map_err(|e| DbError::sqlite(&tmp_path, e))?;
-        }
-        tmp.as_file()
-            .sync_all()
-            .map_err(|e| DbError::io(&tmp_path, e))?;
-        {
-            let _lock = lock_parent(&db_file, DEFAULT_PENDING_TIMEOUT)?;
-            if db_file.exists() {
-                return Err(DbError::AlreadyExists(db_file));
-            }
-            tmp.persist(&db_file)
-                .map_err(|e| DbError::io(&db_file, e.error))?;
-            files::fsync_path(dir)?;
-        }
-        Self::open(db_file)
+        Self::create_with(db_file.as_ref(), |conn: &Connection, db_id: &str| {
+            conn.execute_batch(schema::OBJECT_TABLE)?;
+            conn.execute_batch(schema::POLICY_STAT_TABLE)?;
+            conn.execute(
+                "INSERT INTO policy_stat (storage_policy_index) VALUES (?)",
+                [storage_policy_index],
+            )?;
+            conn.execute_batch(schema::CONTAINER_INFO)?;
+            conn.execute(
+                "INSERT INTO container_info (account, container, created_at, id,
+                     put_timestamp, status_changed_at, storage_policy_index)
+                 VALUES (?, ?, ?, ?, ?, ?, ?)",
+                params![
+                    account,
+                    container,
+                    Timestamp::now().normal(),
+                    db_id,
+                    put_ts,
+                    put_ts,
+                    storage_policy_index
+                ],
+            )?;
+            conn.execute_batch(schema::SHARD_RANGE_TABLE)
+        })
     }
 
-    pub fn db_file(&self) -> &Path {
-        &self.db_file
-    }
-
-    pub fn pending_file(&self) -> &Path {
-        &self.pending_file
-    }
-
-    /// How long pending-file work waits for the directory lock.
-    pub fn set_pending_timeout(&mut self, timeout: Duration) {
-        self.pending_timeout = timeout;
-    }
-
-    fn err(&self, e: rusqlite::Error) -> DbError {
-        DbError::sqlite(&self.db_file, e)
-    }
-
-    fn read_db_version(&self) -> Result<i32> {
-        let found: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT 1 FROM sqlite_master WHERE name = 'ix_object_deleted_name'",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(if found.is_some() { 1 } else { 0 })
-    }
-
-    /// `deleted IN (0, 1) AND ` when the DB has the (deleted, name) index.
-    fn deleted_guard(&self) -> &'static str {
-        if self.db_version >= 1 {
-            "deleted IN (0, 1) AND "
-        } else {
-            ""
-        }
-    }
-
-    // ----------------------------------------------------------------------
-    // Pending file
-
-    /// Adds a row through the pending file (Swift's `put_object`): appended
-    /// under the directory lock, or committed directly when the pending file
-    /// is over `PENDING_CAP`.
+    /// Adds an object row through the pending file (Swift's `put_object`).
     pub fn put_object(&self, item: &ObjectItem) -> Result<()> {
-        if !self.db_file.exists() {
-            return Err(DbError::NotFound(self.db_file.clone()));
-        }
-        Timestamp::parse(&item.created_at).map_err(|e| DbError::Invalid(e.to_string()))?;
-        let _lock = lock_parent(&self.pending_file, self.pending_timeout)?;
-        let size = match std::fs::metadata(&self.pending_file) {
-            Ok(m) => m.len(),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
-            Err(e) => return Err(DbError::io(&self.pending_file, e)),
-        };
-        if size > PENDING_CAP {
-            self.commit_pending_locked(vec![item.clone()])?;
-        } else {
-            let mut f = OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&self.pending_file)
-                .map_err(|e| DbError::io(&self.pending_file, e))?;
-            f.write_all(&pending_fmt::encode_object_record(item))
-                .map_err(|e| DbError::io(&self.pending_file, e))?;
-        }
-        Ok(())
+        self.put_item(item)
     }
 
     /// Records a tombstone through the pending file (`delete_object`).
@@ -398,348 +169,10 @@ impl ContainerBroker {
     ) -> Result<()> {
         let mut item = ObjectItem::tombstone(name, timestamp);
         item.storage_policy_index = storage_policy_index;
-        self.put_object(&item)
+        self.put_item(&item)
     }
 
-    /// Commits the pending file into the DB (under the directory lock).
-    pub fn commit_pending(&self) -> Result<()> {
-        // Nothing to commit (Swift truncates the file after a commit, so an
-        // empty one is the usual case): no lock. A record appended after
-        // this look is committed by the next call, as it would be had it
-        // come after the lock.
-        match std::fs::metadata(&self.pending_file) {
-            Ok(m) if m.len() > 0 => {}
-            _ => return Ok(()),
-        }
-        let _lock = lock_parent(&self.pending_file, self.pending_timeout)?;
-        self.commit_pending_locked(Vec::new())
-    }
-
-    /// Has the DB file been replaced (renamed over) since we opened it?
-    pub fn replaced(&self) -> bool {
-        file_id(&self.db_file) != self.file_id
-    }
-
-    fn commit_pending_locked(&self, items: Vec<ObjectItem>) -> Result<()> {
-        // A whole-DB replacement renames a new file over ours under this
-        // same lock: commit into the file that is there now, not into the
-        // unlinked one our connection still holds.
-        if self.replaced() && self.db_file.exists() {
-            let mut fresh = ContainerBroker::open(&self.db_file)?;
-            fresh.pending_timeout = self.pending_timeout;
-            return fresh.commit_pending_unchecked(items);
-        }
-        self.commit_pending_unchecked(items)
-    }
-
-    fn commit_pending_unchecked(&self, mut items: Vec<ObjectItem>) -> Result<()> {
-        let mut file = match OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open(&self.pending_file)
-        {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                if !items.is_empty() {
-                    self.merge_items(items, None)?;
-                }
-                return Ok(());
-            }
-            Err(e) => return Err(DbError::io(&self.pending_file, e)),
-        };
-        let mut data = Vec::new();
-        file.read_to_end(&mut data)
-            .map_err(|e| DbError::io(&self.pending_file, e))?;
-        for entry in pending_fmt::decode_entries(&data) {
-            match entry.and_then(|t| {
-                pending_fmt::object_item_from_tuple(&t).map_err(|e| (e, String::new()))
-            }) {
-                Ok(item) => items.push(item),
-                Err((e, raw)) => tracing::error!(
-                    file = %self.pending_file.display(),
-                    entry = %raw.chars().take(200).collect::<String>(),
-                    "Invalid pending entry: {e}"
-                ),
-            }
-        }
-        if !items.is_empty() {
-            self.merge_items(items, None)?;
-        }
-        if !data.is_empty() {
-            file.set_len(0)
-                .map_err(|e| DbError::io(&self.pending_file, e))?;
-        }
-        Ok(())
-    }
-
-    // ----------------------------------------------------------------------
-    // Rows
-
-    /// Merges rows with Swift's rule (§5.2). With a `source`, the incoming
-    /// sync point for that source becomes max(old, ROWID of the last item),
-    /// in the same transaction, whether or not any item was newer.
-    pub fn merge_items(
-        &self,
-        items: Vec<ObjectItem>,
-        source: Option<&str>,
-    ) -> Result<MergeOutcome> {
-        if items.is_empty() {
-            return Ok(MergeOutcome::default());
-        }
-        let sync_point = match source {
-            Some(_) => Some(items.last().and_then(|i| i.rowid).ok_or_else(|| {
-                DbError::Invalid("merge_items with a source needs a ROWID on the last item".into())
-            })?),
-            None => None,
-        };
-        let guard = self.deleted_guard();
-        let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        // Existing rows for the batch's names, as they are before the merge.
-        let mut existing: HashMap<(String, i64), ObjectItem> = HashMap::new();
-        {
-            let mut q = self
-                .conn
-                .prepare_cached(&format!(
-                    "SELECT name, created_at, size, content_type, etag, deleted,
-                            storage_policy_index
-                     FROM object WHERE {guard} name = ?"
-                ))
-                .map_err(|e| self.err(e))?;
-            let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
-            for item in &items {
-                if !seen.insert(item.name.as_str()) {
-                    continue;
-                }
-                let rows = q
-                    .query_map([&item.name], row_to_item)
-                    .map_err(|e| self.err(e))?;
-                for row in rows {
-                    let row = row.map_err(|e| self.err(e))?;
-                    existing.insert((row.name.clone(), row.storage_policy_index), row);
-                }
-            }
-        }
-        let mut to_delete: Vec<(String, i64)> = Vec::new();
-        let mut queue: Vec<ObjectItem> = Vec::new();
-        let mut queued_at: HashMap<(String, i64), usize> = HashMap::new();
-        for mut item in items {
-            let ident = (item.name.clone(), item.storage_policy_index);
-            let current = existing.get(&ident);
-            let newer = update_new_item_from_existing(&mut item, current)
-                .map_err(|e| DbError::Invalid(format!("object {:?}: {e}", item.name)))?;
-            if !newer {
-                continue;
-            }
-            if current.is_some() && !to_delete.contains(&ident) {
-                to_delete.push(ident.clone());
-            }
-            match queued_at.get(&ident) {
-                Some(&pos) => {
-                    update_new_item_from_existing(&mut item, Some(&queue[pos]))
-                        .map_err(|e| DbError::Invalid(format!("object {:?}: {e}", item.name)))?;
-                    queue[pos] = item;
-                }
-                None => {
-                    queued_at.insert(ident, queue.len());
-                    queue.push(item);
-                }
-            }
-        }
-        {
-            let mut del = self
-                .conn
-                .prepare_cached(&format!(
-                    "DELETE FROM object WHERE {guard} name = ? AND storage_policy_index = ?"
-                ))
-                .map_err(|e| self.err(e))?;
-            for (name, policy) in &to_delete {
-                del.execute(params![name, policy])
-                    .map_err(|e| self.err(e))?;
-            }
-            let mut ins = self
-                .conn
-                .prepare_cached(
-                    "INSERT INTO object (name, created_at, size, content_type, etag, deleted,
-                                         storage_policy_index)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-                )
-                .map_err(|e| self.err(e))?;
-            for it in &queue {
-                ins.execute(params![
-                    it.name,
-                    it.created_at,
-                    it.size,
-                    it.content_type,
-                    it.etag,
-                    it.deleted,
-                    it.storage_policy_index
-                ])
-                .map_err(|e| self.err(e))?;
-            }
-        }
-        if let (Some(source), Some(point)) = (source, sync_point) {
-            self.advance_incoming_sync(source, point)?;
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(MergeOutcome {
-            inserted: queue.len(),
-            replaced: to_delete.len(),
-        })
-    }
-
-    /// incoming_sync[source] = max(old, point); inserted when absent.
-    fn advance_incoming_sync(&self, source: &str, point: i64) -> Result<()> {
-        let changed = self
-            .conn
-            .prepare_cached(
-                "UPDATE incoming_sync SET sync_point = max(?, sync_point) WHERE remote_id = ?",
-            )
-            .and_then(|mut s| s.execute(params![point, source]))
-            .map_err(|e| self.err(e))?;
-        if changed == 0 {
-            self.conn
-                .prepare_cached("INSERT INTO incoming_sync (sync_point, remote_id) VALUES (?, ?)")
-                .and_then(|mut s| s.execute(params![point, source]))
-                .map_err(|e| self.err(e))?;
-        }
-        Ok(())
-    }
-
-    /// Rows with ROWID > `start`, in ROWID order, at most `count` (commits
-    /// pending records first).
-    pub fn get_items_since(&self, start: i64, count: usize) -> Result<Vec<ObjectItem>> {
-        self.commit_pending()?;
-        self.items_since_no_commit(start, count)
-    }
-
-    /// As `get_items_since` without committing the pending file.
-    pub fn items_since_no_commit(&self, start: i64, count: usize) -> Result<Vec<ObjectItem>> {
-        let mut q = self
-            .conn
-            .prepare_cached(
-                "SELECT ROWID, name, created_at, size, content_type, etag, deleted,
-                        storage_policy_index
-                 FROM object WHERE ROWID > ? ORDER BY ROWID ASC LIMIT ?",
-            )
-            .map_err(|e| self.err(e))?;
-        let rows = q
-            .query_map(params![start, count as i64], |r| {
-                let mut it = row_to_item_at(r, 1)?;
-                it.rowid = Some(r.get(0)?);
-                Ok(it)
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
-    }
-
-    /// The highest ROWID ever used in `table` (`sqlite_sequence`), or -1.
-    pub fn get_max_row_of(&self, table: &str) -> Result<i64> {
-        let r: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT seq FROM sqlite_sequence WHERE name = ? LIMIT 1",
-                [table],
-                |r| col_int(r, 0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(r.unwrap_or(-1))
-    }
-
-    /// The object table's ROWID high-water mark, or -1.
-    pub fn get_max_row(&self) -> Result<i64> {
-        self.get_max_row_of("object")
-    }
-
-    // ----------------------------------------------------------------------
-    // Sync tables
-
-    fn sync_table(incoming: bool) -> &'static str {
-        if incoming {
-            "incoming_sync"
-        } else {
-            "outgoing_sync"
-        }
-    }
-
-    /// The sync point for `remote_id`, or -1.
-    pub fn get_sync(&self, remote_id: &str, incoming: bool) -> Result<i64> {
-        let sql = format!(
-            "SELECT sync_point FROM {} WHERE remote_id = ?",
-            Self::sync_table(incoming)
-        );
-        let r: Option<i64> = self
-            .conn
-            .query_row(&sql, [remote_id], |r| col_int(r, 0))
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(r.unwrap_or(-1))
-    }
-
-    /// The whole sync table (without `updated_at`).
-    pub fn get_syncs(&self, incoming: bool) -> Result<Vec<SyncPoint>> {
-        self.read_syncs(incoming, false)
-    }
-
-    /// The whole sync table with `updated_at`.
-    pub fn get_syncs_with_time(&self, incoming: bool) -> Result<Vec<SyncPoint>> {
-        self.read_syncs(incoming, true)
-    }
-
-    fn read_syncs(&self, incoming: bool, with_time: bool) -> Result<Vec<SyncPoint>> {
-        let cols = if with_time {
-            "remote_id, sync_point, updated_at"
-        } else {
-            "remote_id, sync_point"
-        };
-        let sql = format!("SELECT {cols} FROM {}", Self::sync_table(incoming));
-        let mut q = self.conn.prepare(&sql).map_err(|e| self.err(e))?;
-        let rows = q
-            .query_map([], |r| {
-                Ok(SyncPoint {
-                    remote_id: col_text(r, 0)?,
-                    sync_point: col_int(r, 1)?,
-                    updated_at: if with_time {
-                        Some(col_text(r, 2)?)
-                    } else {
-                        None
-                    },
-                })
-            })
-            .map_err(|e| self.err(e))?;
-        rows.collect::<rusqlite::Result<Vec<_>>>()
-            .map_err(|e| self.err(e))
-    }
-
-    /// Merges sync points: insert, or keep the larger point.
-    pub fn merge_syncs(&self, points: &[SyncPoint], incoming: bool) -> Result<()> {
-        let table = Self::sync_table(incoming);
-        let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        for p in points {
-            let changed = self
-                .conn
-                .prepare_cached(&format!(
-                    "UPDATE {table} SET sync_point = max(?, sync_point) WHERE remote_id = ?"
-                ))
-                .and_then(|mut s| s.execute(params![p.sync_point, p.remote_id]))
-                .map_err(|e| self.err(e))?;
-            if changed == 0 {
-                self.conn
-                    .prepare_cached(&format!(
-                        "INSERT INTO {table} (sync_point, remote_id) VALUES (?, ?)"
-                    ))
-                    .and_then(|mut s| s.execute(params![p.sync_point, p.remote_id]))
-                    .map_err(|e| self.err(e))?;
-            }
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    // ----------------------------------------------------------------------
-    // Info
-
-    fn read_info(&self) -> Result<ReplicationInfo> {
+    fn read_info(&self) -> Result<ContainerInfo> {
         let mut sync_cols = "x_container_sync_point1, x_container_sync_point2";
         let mut policy_col = "storage_policy_index";
         for _ in 0..3 {
@@ -753,7 +186,7 @@ impl ContainerBroker {
             let res = self
                 .conn
                 .query_row(&sql, [], |r| {
-                    Ok(ReplicationInfo {
+                    Ok(ContainerInfo {
                         account: col_text(r, 0)?,
                         container: col_text(r, 1)?,
                         created_at: col_text(r, 2)?,
@@ -808,24 +241,6 @@ impl ContainerBroker {
         })
     }
 
-    /// Swift's `get_info()` (commits pending first): the replication info
-    /// without `metadata`, `max_row` and `shard_max_row`.
-    pub fn get_info(&self) -> Result<ReplicationInfo> {
-        self.commit_pending()?;
-        let mut info = self.read_info()?;
-        info.db_state = self.db_state()?.to_string();
-        Ok(info)
-    }
-
-    /// Swift's `get_replication_info()` (commits pending first).
-    pub fn get_replication_info(&self) -> Result<ReplicationInfo> {
-        let mut info = self.get_info()?;
-        info.metadata = self.get_raw_metadata()?;
-        info.max_row = self.get_max_row()?;
-        info.shard_max_row = Some(self.get_max_row_of("shard_range")?);
-        Ok(info)
-    }
-
     /// Object count and bytes per storage policy.
     pub fn get_policy_stats(&self) -> Result<Vec<(i64, i64, i64)>> {
         let mut q = self
@@ -837,27 +252,6 @@ impl ContainerBroker {
             .map_err(|e| self.err(e))?;
         rows.collect::<rusqlite::Result<Vec<_>>>()
             .map_err(|e| self.err(e))
-    }
-
-    /// Is the container deleted? (commits pending first)
-    pub fn is_deleted(&self) -> Result<bool> {
-        if !self.db_file.exists() {
-            return Ok(true);
-        }
-        self.commit_pending()?;
-        self.is_deleted_no_commit()
-    }
-
-    fn is_deleted_no_commit(&self) -> Result<bool> {
-        let (put, delete, count): (String, String, String) = self
-            .conn
-            .query_row(
-                "SELECT put_timestamp, delete_timestamp, object_count FROM container_stat",
-                [],
-                |r| Ok((col_text(r, 0)?, col_text(r, 1)?, col_text(r, 2)?)),
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(zero_like_text(&count) && ts_or_zero(&delete) > ts_or_zero(&put))
     }
 
     /// No live rows in any policy (commits pending first).
@@ -888,154 +282,10 @@ impl ContainerBroker {
         if !(limit > delete && delete > put) {
             return Ok(false);
         }
-        if self.has_other_shard_ranges()? || self.db_state()? == "sharding" {
+        if self.has_other_shard_ranges()? || self.db_state()? == DbState::Sharding {
             return Ok(false);
         }
         self.empty()
-    }
-
-    // ----------------------------------------------------------------------
-    // Metadata and timestamps
-
-    /// The raw `metadata` column ("" when none).
-    pub fn get_raw_metadata(&self) -> Result<String> {
-        let r = self
-            .conn
-            .query_row("SELECT metadata FROM container_stat", [], |r| {
-                col_text(r, 0)
-            })
-            .optional();
-        match r {
-            Ok(Some(s)) => Ok(s),
-            Ok(None) => Err(DbError::Corrupt {
-                path: self.db_file.clone(),
-                reason: "missing row in container_stat table",
-                detail: String::new(),
-            }),
-            Err(e) if e.to_string().contains("no such column: metadata") => Ok(String::new()),
-            Err(e) => Err(self.err(e)),
-        }
-    }
-
-    /// The metadata `{key: [value, timestamp]}`.
-    pub fn metadata(&self) -> Result<Map<String, Value>> {
-        parse_metadata(&self.get_raw_metadata()?).map_err(|e| {
-            DbError::Invalid(format!(
-                "stored metadata of {}: {e}",
-                self.db_file.display()
-            ))
-        })
-    }
-
-    /// Swift's `update_metadata`: each key is taken when absent or when its
-    /// timestamp is newer (string comparison). Nothing is written when no key
-    /// is new or newer.
-    pub fn update_metadata(&self, updates: &Map<String, Value>) -> Result<bool> {
-        for (k, v) in updates {
-            meta_timestamp(v).ok_or_else(|| {
-                DbError::Invalid(format!("metadata {k:?} is not a [value, timestamp] pair"))
-            })?;
-        }
-        let old = self.metadata()?;
-        let needs_write = updates.iter().any(|(k, v)| match old.get(k) {
-            None => true,
-            Some(o) => meta_timestamp(v) > meta_timestamp(o),
-        });
-        if !needs_write {
-            return Ok(false);
-        }
-        let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        let mut md = self.metadata()?;
-        for (k, v) in updates {
-            let take = match md.get(k) {
-                None => true,
-                Some(o) => meta_timestamp(v) > meta_timestamp(o),
-            };
-            if take {
-                md.insert(k.clone(), v.clone());
-            }
-        }
-        self.conn
-            .execute(
-                "UPDATE container_stat SET metadata = ?",
-                [pyjson::dumps(&Value::Object(md))],
-            )
-            .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(true)
-    }
-
-    /// Merges DB timestamps from a peer (`MIN` created_at, `MAX` put and
-    /// delete, as text); `status_changed_at` moves to now when the deleted
-    /// state flipped.
-    pub fn merge_timestamps(
-        &self,
-        created_at: &str,
-        put_timestamp: &str,
-        delete_timestamp: &str,
-    ) -> Result<()> {
-        let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        let old = self.is_deleted_no_commit()?;
-        self.conn
-            .execute(
-                "UPDATE container_stat SET created_at = MIN(?, created_at),
-                        put_timestamp = MAX(?, put_timestamp),
-                        delete_timestamp = MAX(?, delete_timestamp)",
-                params![created_at, put_timestamp, delete_timestamp],
-            )
-            .map_err(|e| self.err(e))?;
-        if old != self.is_deleted_no_commit()? {
-            self.set_status_changed_at_conn(&Timestamp::now().internal())?;
-        }
-        tx.commit().map_err(|e| self.err(e))
-    }
-
-    fn set_status_changed_at_conn(&self, ts: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE container_stat SET status_changed_at = ? WHERE status_changed_at < ?",
-                params![ts, ts],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Moves `status_changed_at` forward to `ts` (never back).
-    pub fn update_status_changed_at(&self, ts: &str) -> Result<()> {
-        self.set_status_changed_at_conn(ts)
-    }
-
-    /// Moves `put_timestamp` forward to `ts` (never back).
-    pub fn update_put_timestamp(&self, ts: &str) -> Result<()> {
-        self.conn
-            .execute(
-                "UPDATE container_stat SET put_timestamp = ? WHERE put_timestamp < ?",
-                params![ts, ts],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
-    }
-
-    /// Marks the container deleted at `timestamp` (Swift's `delete_db`):
-    /// blanks metadata (except sharding sysmeta), then sets the delete
-    /// timestamp and status if newer.
-    pub fn delete_db(&self, timestamp: &str) -> Result<()> {
-        let mut cleared = Map::new();
-        for k in self.metadata()?.keys() {
-            if DELETE_META_WHITELIST.contains(&k.to_lowercase().as_str()) {
-                continue;
-            }
-            cleared.insert(k.clone(), Value::Array(vec!["".into(), timestamp.into()]));
-        }
-        self.update_metadata(&cleared)?;
-        self.conn
-            .execute(
-                "UPDATE container_stat SET delete_timestamp = ?, status = 'DELETED',
-                        status_changed_at = ? WHERE delete_timestamp < ?",
-                params![timestamp, timestamp, timestamp],
-            )
-            .map_err(|e| self.err(e))?;
-        Ok(())
     }
 
     /// Sets the container's storage policy (and `status_changed_at`).
@@ -1078,159 +328,6 @@ impl ContainerBroker {
             )
             .map_err(|e| self.err(e))?;
         Ok(())
-    }
-
-    /// Re-ids the DB after a whole-file transfer (Swift's `newid`): a fresh
-    /// id `<uuid4>-<device>` (device from the file's location), incoming
-    /// sync for `remote_id` = the highest existing ROWID, reported stats
-    /// reset.
-    pub fn newid(&self, remote_id: &str) -> Result<String> {
-        let device = files::device_path_of(&self.db_file)
-            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
-            .unwrap_or_default();
-        self.newid_with(remote_id, &device, None)
-    }
-
-    /// `newid` with an explicit device name for the new id and, optionally,
-    /// an explicit incoming sync point for `remote_id` (instead of the
-    /// highest existing ROWID).
-    pub fn newid_with(&self, remote_id: &str, device: &str, point: Option<i64>) -> Result<String> {
-        let id = new_db_id(device);
-        let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        self.conn
-            .execute("UPDATE container_stat SET id = ?", [&id])
-            .map_err(|e| self.err(e))?;
-        let point = match point {
-            Some(p) => p,
-            None => self.max_existing_rowid()?,
-        };
-        self.conn
-            .execute(
-                "INSERT OR REPLACE INTO incoming_sync (sync_point, remote_id) VALUES (?, ?)",
-                params![point, remote_id],
-            )
-            .map_err(|e| self.err(e))?;
-        self.conn
-            .execute(
-                "UPDATE container_stat SET reported_put_timestamp = 0,
-                        reported_delete_timestamp = 0, reported_object_count = 0,
-                        reported_bytes_used = 0",
-                [],
-            )
-            .map_err(|e| self.err(e))?;
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(id)
-    }
-
-    /// The highest ROWID present in the object table, or -1.
-    pub fn max_existing_rowid(&self) -> Result<i64> {
-        let r: Option<i64> = self
-            .conn
-            .query_row(
-                "SELECT ROWID FROM object ORDER BY ROWID DESC LIMIT 1",
-                [],
-                |r| r.get(0),
-            )
-            .optional()
-            .map_err(|e| self.err(e))?;
-        Ok(r.unwrap_or(-1))
-    }
-
-    // ----------------------------------------------------------------------
-    // Reclaim
-
-    /// Swift's `reclaim(age_timestamp, sync_timestamp)`: commit pending,
-    /// delete tombstones older than `age` (in name pages), sync rows not
-    /// updated since `sync`, blank metadata older than `age`, and deleted
-    /// shard ranges older than `sync`. Returns the tombstones removed.
-    pub fn reclaim(&self, age_timestamp: f64, sync_timestamp: f64) -> Result<usize> {
-        self.commit_pending()?;
-        let age_text = python_float_repr(age_timestamp);
-        let mut marker = String::new();
-        let mut reclaimed = 0usize;
-        loop {
-            let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-            let end: Option<String> = self
-                .conn
-                .query_row(
-                    "SELECT name FROM object WHERE deleted = 1 AND name >= ?
-                     ORDER BY name LIMIT 1 OFFSET ?",
-                    params![marker, RECLAIM_PAGE_SIZE],
-                    |r| col_text(r, 0),
-                )
-                .optional()
-                .map_err(|e| self.err(e))?;
-            match end.filter(|e| !e.is_empty()) {
-                Some(end) => {
-                    reclaimed += self
-                        .conn
-                        .execute(
-                            "DELETE FROM object WHERE deleted = 1 AND name >= ?
-                             AND created_at < ? AND name < ?",
-                            params![marker, age_text, end],
-                        )
-                        .map_err(|e| self.err(e))?;
-                    tx.commit().map_err(|e| self.err(e))?;
-                    marker = end;
-                }
-                None => {
-                    reclaimed += self
-                        .conn
-                        .execute(
-                            "DELETE FROM object WHERE deleted = 1 AND name >= ? AND created_at < ?",
-                            params![marker, age_text],
-                        )
-                        .map_err(|e| self.err(e))?;
-                    tx.commit().map_err(|e| self.err(e))?;
-                    break;
-                }
-            }
-        }
-        let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        for table in ["outgoing_sync", "incoming_sync"] {
-            if let Err(e) = self.conn.execute(
-                &format!("DELETE FROM {table} WHERE updated_at < ?"),
-                [sync_timestamp],
-            ) {
-                if !e.to_string().contains("no such column: updated_at") {
-                    return Err(self.err(e));
-                }
-            }
-        }
-        let md = self.metadata()?;
-        let age = Timestamp::from_f64(age_timestamp.max(0.0)).unwrap_or(Timestamp::ZERO);
-        let mut kept = Map::new();
-        let mut dropped = false;
-        for (k, v) in md {
-            let blank = v.get(0).and_then(Value::as_str) == Some("");
-            let old = meta_timestamp(&v)
-                .and_then(|t| Timestamp::parse(t).ok())
-                .is_some_and(|t| t < age);
-            if blank && old {
-                dropped = true;
-            } else {
-                kept.insert(k, v);
-            }
-        }
-        if dropped {
-            self.conn
-                .execute(
-                    "UPDATE container_stat SET metadata = ?",
-                    [pyjson::dumps(&Value::Object(kept))],
-                )
-                .map_err(|e| self.err(e))?;
-        }
-        let path = self.own_path()?;
-        if let Err(e) = self.conn.execute(
-            "DELETE FROM shard_range WHERE deleted = 1 AND timestamp < ? AND name != ?",
-            params![sync_timestamp, path],
-        ) {
-            if !e.to_string().contains("no such table: shard_range") {
-                return Err(self.err(e));
-            }
-        }
-        tx.commit().map_err(|e| self.err(e))?;
-        Ok(reclaimed)
     }
 
     // ----------------------------------------------------------------------
@@ -1462,16 +559,15 @@ impl ContainerBroker {
         Ok(false)
     }
 
-    /// Swift's `get_db_state()`: `unsharded`, `sharding`, `sharded`,
-    /// `collapsed` (or `not_found`).
-    pub fn db_state(&self) -> Result<&'static str> {
+    /// Swift's `get_db_state()`.
+    pub fn db_state(&self) -> Result<DbState> {
         let Some(hash) = hash_of(&self.db_file) else {
-            return Ok("unsharded");
+            return Ok(DbState::Unsharded);
         };
         let dir = self.db_file.parent().unwrap_or(Path::new("."));
         let found = db_files(dir, &hash);
         if found.len() > 1 {
-            return Ok("sharding");
+            return Ok(DbState::Sharding);
         }
         let name = self
             .db_file
@@ -1480,17 +576,42 @@ impl ContainerBroker {
             .unwrap_or_default();
         let epoch = parse_db_filename(name).and_then(|(_, e)| e);
         let Some(epoch) = epoch else {
-            return Ok("unsharded");
+            return Ok(DbState::Unsharded);
         };
         let own_epoch = self.get_own_shard_range()?.and_then(|s| s.epoch);
         if own_epoch.as_deref() != Some(epoch) {
-            return Ok("unsharded");
+            return Ok(DbState::Unsharded);
         }
         Ok(if self.has_other_shard_ranges()? {
-            "sharded"
+            DbState::Sharded
         } else {
-            "collapsed"
+            DbState::Collapsed
         })
+    }
+
+    /// Swift's `check_merge_own_shard_range`: when our own shard range has
+    /// an epoch, drop incoming own ranges without one.
+    pub fn filter_own_shard_range(&self, ranges: Vec<ShardRange>) -> Result<Vec<ShardRange>> {
+        let Some(own) = self.get_own_shard_range()? else {
+            return Ok(ranges);
+        };
+        if own.epoch.is_none() {
+            return Ok(ranges);
+        }
+        Ok(ranges
+            .into_iter()
+            .filter(|r| {
+                if r.name == own.name && r.epoch.as_deref().unwrap_or("").is_empty() {
+                    let mut copy = r.clone();
+                    if merge_shards(&mut copy, Some(&own)) && copy.epoch.is_none() {
+                        tracing::warn!(name = %r.name, "Ignoring remote osr w/o epoch");
+                    }
+                    false
+                } else {
+                    true
+                }
+            })
+            .collect())
     }
 
     /// Merges shard ranges with Swift's rule (`merge_shard_ranges`).
@@ -1588,10 +709,6 @@ impl ContainerBroker {
     }
 
     /// Direct access for read-only SQL in tests and tools.
-    pub fn connection(&self) -> &Connection {
-        &self.conn
-    }
-
     // ----------------------------------------------------------------------
     // Container-server helpers
 
@@ -1630,8 +747,289 @@ impl ContainerBroker {
     }
 }
 
-fn new_db_id(device: &str) -> String {
-    format!("{}-{}", uuid::Uuid::new_v4(), device)
+/// Swift's container merge (§5.2): per (name, policy), the rule of
+/// `update_new_item_from_existing`; newer rows replace older ones (DELETE +
+/// INSERT), within the caller's transaction.
+fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<MergeOutcome> {
+    let guard = b.deleted_guard();
+    // Existing rows for the batch's names, as they are before the merge.
+    let mut existing: HashMap<(String, i64), ObjectItem> = HashMap::new();
+    {
+        let mut q = b
+            .conn
+            .prepare_cached(&format!(
+                "SELECT name, created_at, size, content_type, etag, deleted,
+                            storage_policy_index
+                     FROM object WHERE {guard} name = ?"
+            ))
+            .map_err(|e| b.err(e))?;
+        let mut seen: std::collections::HashSet<&str> = std::collections::HashSet::new();
+        for item in &items {
+            if !seen.insert(item.name.as_str()) {
+                continue;
+            }
+            let rows = q
+                .query_map([&item.name], row_to_item)
+                .map_err(|e| b.err(e))?;
+            for row in rows {
+                let row = row.map_err(|e| b.err(e))?;
+                existing.insert((row.name.clone(), row.storage_policy_index), row);
+            }
+        }
+    }
+    let mut to_delete: Vec<(String, i64)> = Vec::new();
+    let mut queue: Vec<ObjectItem> = Vec::new();
+    let mut queued_at: HashMap<(String, i64), usize> = HashMap::new();
+    for mut item in items {
+        let ident = (item.name.clone(), item.storage_policy_index);
+        let current = existing.get(&ident);
+        let newer = update_new_item_from_existing(&mut item, current)
+            .map_err(|e| DbError::Invalid(format!("object {:?}: {e}", item.name)))?;
+        if !newer {
+            continue;
+        }
+        if current.is_some() && !to_delete.contains(&ident) {
+            to_delete.push(ident.clone());
+        }
+        match queued_at.get(&ident) {
+            Some(&pos) => {
+                update_new_item_from_existing(&mut item, Some(&queue[pos]))
+                    .map_err(|e| DbError::Invalid(format!("object {:?}: {e}", item.name)))?;
+                queue[pos] = item;
+            }
+            None => {
+                queued_at.insert(ident, queue.len());
+                queue.push(item);
+            }
+        }
+    }
+    {
+        let mut del = b
+            .conn
+            .prepare_cached(&format!(
+                "DELETE FROM object WHERE {guard} name = ? AND storage_policy_index = ?"
+            ))
+            .map_err(|e| b.err(e))?;
+        for (name, policy) in &to_delete {
+            del.execute(params![name, policy]).map_err(|e| b.err(e))?;
+        }
+        let mut ins = b
+            .conn
+            .prepare_cached(
+                "INSERT INTO object (name, created_at, size, content_type, etag, deleted,
+                                         storage_policy_index)
+                     VALUES (?, ?, ?, ?, ?, ?, ?)",
+            )
+            .map_err(|e| b.err(e))?;
+        for it in &queue {
+            ins.execute(params![
+                it.name,
+                it.created_at,
+                it.size,
+                it.content_type,
+                it.etag,
+                it.deleted,
+                it.storage_policy_index
+            ])
+            .map_err(|e| b.err(e))?;
+        }
+    }
+    Ok(MergeOutcome {
+        inserted: queue.len(),
+        replaced: to_delete.len(),
+    })
+}
+
+impl DbKind for Container {
+    type Item = ObjectItem;
+    type Info = ContainerInfo;
+    const NAME: &'static str = "container";
+    const DATADIR: &'static str = "containers";
+    const STAT_TABLE: &'static str = "container_stat";
+    const ITEM_TABLE: &'static str = "object";
+    const ITEM_COLUMNS: &'static str =
+        "name, created_at, size, content_type, etag, deleted, storage_policy_index";
+    const VERSION_INDEX: &'static str = "ix_object_deleted_name";
+    const TOMBSTONE_TIME: &'static str = "created_at";
+    const DELETE_KEEPS_META: &'static [&'static str] = DELETE_META_WHITELIST;
+    const SHARD_RANGES: bool = true;
+    const HAS_POLICY: bool = true;
+
+    fn read_info(b: &ContainerBroker) -> Result<ContainerInfo> {
+        let mut info = b.read_info()?;
+        info.db_state = b.db_state()?;
+        Ok(info)
+    }
+
+    fn add_replication_fields(
+        b: &ContainerBroker,
+        info: &mut ContainerInfo,
+        metadata: String,
+        max_row: i64,
+    ) -> Result<()> {
+        info.metadata = metadata;
+        info.max_row = max_row;
+        info.shard_max_row = Some(b.get_max_row_of("shard_range")?);
+        Ok(())
+    }
+
+    fn is_deleted_now(b: &ContainerBroker) -> Result<bool> {
+        let (put, delete, count): (String, String, String) = b
+            .conn
+            .query_row(
+                "SELECT put_timestamp, delete_timestamp, object_count FROM container_stat",
+                [],
+                |r| Ok((col_text(r, 0)?, col_text(r, 1)?, col_text(r, 2)?)),
+            )
+            .map_err(|e| b.err(e))?;
+        Ok(zero_like_text(&count) && ts_or_zero(&delete) > ts_or_zero(&put))
+    }
+
+    fn merge_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<MergeOutcome> {
+        merge_object_rows(b, items)
+    }
+
+    fn is_reclaimable(b: &ContainerBroker, now: f64, reclaim_age: f64) -> Result<bool> {
+        b.is_reclaimable(now, reclaim_age)
+    }
+
+    /// The reported stats are reset (forces a re-report to the account).
+    fn on_newid(b: &ContainerBroker) -> Result<()> {
+        b.conn
+            .execute(
+                "UPDATE container_stat SET reported_put_timestamp = 0,
+                        reported_delete_timestamp = 0, reported_object_count = 0,
+                        reported_bytes_used = 0",
+                [],
+            )
+            .map_err(|e| b.err(e))?;
+        Ok(())
+    }
+
+    /// Deleted shard ranges older than `sync_timestamp` (not the own one).
+    fn reclaim_more(b: &ContainerBroker, sync_timestamp: f64) -> Result<()> {
+        let path = b.own_path()?;
+        if let Err(e) = b.conn.execute(
+            "DELETE FROM shard_range WHERE deleted = 1 AND timestamp < ? AND name != ?",
+            params![sync_timestamp, path],
+        ) {
+            if !e.to_string().contains("no such table: shard_range") {
+                return Err(b.err(e));
+            }
+        }
+        Ok(())
+    }
+
+    fn set_storage_policy_index(b: &ContainerBroker, policy: i64, ts: &str) -> Result<()> {
+        b.set_storage_policy_index(policy, Some(ts))
+    }
+
+    fn shard_ranges(b: &ContainerBroker) -> Result<Vec<ShardRange>> {
+        b.get_all_shard_ranges()
+    }
+
+    fn merge_peer_shard_ranges(b: &ContainerBroker, ranges: Vec<ShardRange>) -> Result<()> {
+        let ranges = b.filter_own_shard_range(ranges)?;
+        b.merge_shard_ranges(ranges)
+    }
+
+    fn sharding_initiated(b: &ContainerBroker) -> Result<bool> {
+        b.sharding_initiated()
+    }
+
+    fn db_state(b: &ContainerBroker) -> Result<DbState> {
+        b.db_state()
+    }
+}
+
+impl DbItem for ObjectItem {
+    fn rowid(&self) -> Option<i64> {
+        self.rowid
+    }
+    fn set_rowid(&mut self, rowid: Option<i64>) {
+        self.rowid = rowid;
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn check(&self) -> std::result::Result<(), String> {
+        Timestamp::parse(&self.created_at)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+    fn pending_record(&self) -> Vec<u8> {
+        pending_fmt::encode_object_record(self)
+    }
+    fn from_pending(t: &[pickle::Value]) -> std::result::Result<Self, PendingError> {
+        pending_fmt::object_item_from_tuple(t)
+    }
+    fn from_row(r: &Row<'_>, offset: usize) -> rusqlite::Result<Self> {
+        row_to_item_at(r, offset)
+    }
+}
+
+impl DbInfo for ContainerInfo {
+    fn account(&self) -> &str {
+        &self.account
+    }
+    fn container(&self) -> Option<&str> {
+        Some(&self.container)
+    }
+    fn created_at(&self) -> &str {
+        &self.created_at
+    }
+    fn put_timestamp(&self) -> &str {
+        &self.put_timestamp
+    }
+    fn delete_timestamp(&self) -> &str {
+        &self.delete_timestamp
+    }
+    fn status_changed_at(&self) -> &str {
+        &self.status_changed_at
+    }
+    fn hash(&self) -> &str {
+        &self.hash
+    }
+    fn id(&self) -> &str {
+        &self.id
+    }
+    fn count(&self) -> i64 {
+        self.count
+    }
+    fn max_row(&self) -> i64 {
+        self.max_row
+    }
+    fn metadata(&self) -> &str {
+        &self.metadata
+    }
+    fn point(&self) -> Option<i64> {
+        self.point
+    }
+    fn set_point(&mut self, point: Option<i64>) {
+        self.point = point;
+    }
+    fn storage_policy_index(&self) -> Option<i64> {
+        Some(self.storage_policy_index)
+    }
+    fn shard_max_row(&self) -> Option<i64> {
+        self.shard_max_row
+    }
+    /// Container: every `reported_*` equals its live value.
+    fn may_delete(&self) -> bool {
+        self.reported_put_timestamp == self.put_timestamp
+            && self.reported_delete_timestamp == self.delete_timestamp
+            && self.reported_bytes_used == self.bytes_used
+            && self.reported_object_count == self.count
+    }
+}
+
+/// A peer's `db_state`; a state this version does not know reads as
+/// `unsharded` rather than failing the whole answer.
+fn lenient_db_state<'de, D: serde::Deserializer<'de>>(
+    d: D,
+) -> std::result::Result<DbState, D::Error> {
+    let s = Option::<String>::deserialize(d)?.unwrap_or_default();
+    Ok(DbState::parse(&s).unwrap_or(DbState::Unsharded))
 }
 
 fn row_to_item(r: &Row<'_>) -> rusqlite::Result<ObjectItem> {
@@ -1673,37 +1071,4 @@ fn row_to_shard_range(r: &Row<'_>) -> rusqlite::Result<ShardRange> {
         reported: col_int(r, 11)?,
         tombstones: col_int(r, 12)?,
     })
-}
-
-/// The timestamp of a metadata value `[value, timestamp]`.
-fn meta_timestamp(v: &Value) -> Option<&str> {
-    match v {
-        Value::Array(a) if a.len() == 2 => a[1].as_str(),
-        _ => None,
-    }
-}
-
-/// Parses a metadata column ("" = empty).
-pub fn parse_metadata(raw: &str) -> std::result::Result<Map<String, Value>, String> {
-    if raw.is_empty() {
-        return Ok(Map::new());
-    }
-    match serde_json::from_str::<Value>(raw) {
-        Ok(Value::Object(m)) => Ok(m),
-        Ok(_) => Err("not a JSON object".into()),
-        Err(e) => Err(e.to_string()),
-    }
-}
-
-/// `s[:-1] + chr(ord(s[-1]) + 1)`.
-fn increment_last_char(s: &str) -> String {
-    let mut chars: Vec<char> = s.chars().collect();
-    if let Some(last) = chars.pop() {
-        let mut n = last as u32 + 1;
-        if (0xD800..0xE000).contains(&n) {
-            n = 0xE000;
-        }
-        chars.push(char::from_u32(n).unwrap_or(char::MAX));
-    }
-    chars.into_iter().collect()
 }

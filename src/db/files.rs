@@ -1,14 +1,12 @@
 //! DB file names and locations:
-//! `<devices>/<device>/containers/<part>/<hash[-3:]>/<hash>/<hash>[_<epoch>].db`.
+//! `<devices>/<device>/<datadir>/<part>/<hash[-3:]>/<hash>/<hash>[_<epoch>].db`
+//! with `<datadir>` `containers` or `accounts` (the kind's `DATADIR`).
 
 use std::path::{Path, PathBuf};
 
 use super::{DbError, Result};
 use crate::swift::hash::is_valid_hash;
 use crate::swift::Timestamp;
-
-/// The data directory name of container DBs under a device.
-pub const CONTAINER_DATADIR: &str = "containers";
 
 /// Splits a DB file name into `(hash, epoch)`: `<hash>[_<epoch>].db`.
 /// Returns `None` for names that are not DB file names.
@@ -46,23 +44,23 @@ pub fn db_files(dir: &Path, hash: &str) -> Vec<PathBuf> {
     names.into_iter().map(|n| dir.join(n)).collect()
 }
 
-/// The hash dir of a container DB on a device.
-pub fn hash_dir(device_path: &Path, partition: u32, hash: &str) -> PathBuf {
+/// The hash dir of a DB in `datadir` on a device.
+pub fn hash_dir(device_path: &Path, datadir: &str, partition: u32, hash: &str) -> PathBuf {
     let suffix = &hash[hash.len().saturating_sub(3)..];
     device_path
-        .join(CONTAINER_DATADIR)
+        .join(datadir)
         .join(partition.to_string())
         .join(suffix)
         .join(hash)
 }
 
-/// The legacy (epoch-less) DB path of a container DB on a device.
-pub fn db_path(device_path: &Path, partition: u32, hash: &str) -> PathBuf {
-    hash_dir(device_path, partition, hash).join(format!("{hash}.db"))
+/// The legacy (epoch-less) DB path of a DB in `datadir` on a device.
+pub fn db_path(device_path: &Path, datadir: &str, partition: u32, hash: &str) -> PathBuf {
+    hash_dir(device_path, datadir, partition, hash).join(format!("{hash}.db"))
 }
 
 /// The device directory of a DB file: four levels above its directory
-/// (`<device>/containers/<part>/<suffix>/<hash>/file`).
+/// (`<device>/<datadir>/<part>/<suffix>/<hash>/file`).
 pub fn device_path_of(db_file: &Path) -> Option<PathBuf> {
     db_file.ancestors().nth(5).map(Path::to_path_buf)
 }
@@ -87,7 +85,7 @@ pub fn pending_path(db_file: &Path) -> PathBuf {
     }
 }
 
-/// Moves a DB's whole hash dir to `<device>/quarantined/containers/<hash>`
+/// Moves a DB's whole hash dir to `<device>/quarantined/<datadir>/<hash>`
 /// (with a random suffix if that exists). Returns the new location.
 pub fn quarantine(db_file: &Path) -> Result<PathBuf> {
     let hash_dir = db_file
@@ -98,7 +96,12 @@ pub fn quarantine(db_file: &Path) -> Result<PathBuf> {
     let name = hash_dir
         .file_name()
         .ok_or_else(|| DbError::Invalid(format!("{} has no hash dir", db_file.display())))?;
-    let qdir = device.join("quarantined").join(CONTAINER_DATADIR);
+    let datadir = db_file
+        .ancestors()
+        .nth(4)
+        .and_then(Path::file_name)
+        .ok_or_else(|| DbError::Invalid(format!("{} is not in a datadir", db_file.display())))?;
+    let qdir = device.join("quarantined").join(datadir);
     std::fs::create_dir_all(&qdir).map_err(|e| DbError::io(&qdir, e))?;
     let mut target = qdir.join(name);
     if target.exists() {

@@ -1,24 +1,34 @@
-//! SQLite brokers for Swift's container DBs. This is the only part of
-//! rowsync that touches SQLite; everything here is synchronous.
+//! SQLite brokers for Swift's account and container DBs. This is the only
+//! part of rowsync that touches SQLite; everything here is synchronous.
 //!
 //! - [`conn`]: opening connections the way Swift does (pragmas, `chexor`).
 //! - [`lock`]: Swift's directory lock (`flock` on `<dir>/.lock`).
-//! - [`schema`]: Swift 2.38's container DB schema.
-//! - [`container`]: the container broker: rows, pending file, sync tables,
-//!   replication info, metadata, reclaim, listings.
+//! - [`schema`]: Swift 2.38's container and account DB schemas.
+//! - [`kind`]: what a kind of DB supplies ([`DbKind`]).
+//! - [`core`]: the shared broker [`Broker<K>`]: pending file, merge_items,
+//!   sync tables, replication info, metadata, timestamps, newid, reclaim.
+//! - [`container`]: the container kind: object rows, listings, policy,
+//!   shard ranges.
+//! - [`account`]: the account kind: container rows, listings, policy stats.
 //! - [`files`]: DB file names and locations (`<hash>[_<epoch>].db`),
 //!   quarantine.
 
+pub mod account;
 pub mod conn;
 pub mod container;
+pub mod core;
 pub mod files;
+pub mod kind;
 pub mod lock;
 pub mod schema;
 pub mod shard;
 
 use std::path::{Path, PathBuf};
 
-pub use container::{ContainerBroker, ListingEntry, ListingParams, ReplicationInfo, SyncPoint};
+pub use account::{Account, AccountBroker, AccountInfo, AccountListingEntry};
+pub use container::{Container, ContainerBroker, ContainerInfo, ListingEntry, ListingParams};
+pub use core::{parse_metadata, Broker, MergeOutcome, SyncPoint, DEFAULT_PENDING_TIMEOUT};
+pub use kind::{DbInfo, DbItem, DbKind, DbState};
 
 /// Swift's `BROKER_TIMEOUT`: how long to wait on SQLite locks.
 pub const BROKER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(25);
@@ -63,6 +73,34 @@ pub enum DbError {
 }
 
 impl DbError {
+    /// The HTTP status Swift answers for this failure: bad input 400, a
+    /// missing DB 404, a DB that exists already 409, a lock timeout or a
+    /// busy DB 503, a full disk 507, anything else 500.
+    pub fn status(&self) -> u16 {
+        match self {
+            DbError::Invalid(_) => 400,
+            DbError::NotFound(_) | DbError::Corrupt { .. } => 404,
+            DbError::AlreadyExists(_) => 409,
+            DbError::LockTimeout { .. } => 503,
+            DbError::Sqlite { source, .. } => match source.sqlite_error_code() {
+                Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) => {
+                    503
+                }
+                Some(rusqlite::ErrorCode::DiskFull) => 507,
+                _ => 500,
+            },
+            DbError::Io { source, .. } => match source.raw_os_error() {
+                Some(libc::ENOSPC) | Some(libc::EDQUOT) => 507,
+                _ => 500,
+            },
+        }
+    }
+
+    /// Is this a full disk (the device cannot take writes)?
+    pub fn is_disk_full(&self) -> bool {
+        self.status() == 507
+    }
+
     /// Should the DB be quarantined? (Swift's `possibly_quarantine` and the
     /// replicator's `no such table` check.)
     pub fn is_corrupt(&self) -> bool {

@@ -314,7 +314,12 @@ pub fn watched(layout: &Layout, placed: &[Placed]) -> Vec<Watched> {
                     let node = &layout.nodes[*n];
                     (
                         node.name.clone(),
-                        hash_dir(&node.devices.join(&node.device), c.partition, &c.hash),
+                        hash_dir(
+                            &node.devices.join(&node.device),
+                            "containers",
+                            c.partition,
+                            &c.hash,
+                        ),
                     )
                 })
                 .collect(),

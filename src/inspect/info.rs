@@ -23,9 +23,9 @@ use serde_json::{json, Map, Value};
 
 use super::{human_ts, iso_ts, scan};
 use crate::config::SwiftConf;
-use crate::db::container::parse_metadata;
 use crate::db::files::hash_of;
-use crate::db::{ContainerBroker, ReplicationInfo, SyncPoint};
+use crate::db::parse_metadata;
+use crate::db::{ContainerBroker, ContainerInfo, SyncPoint};
 use crate::ring::{Device, Ring};
 
 /// Where the partition number came from.
@@ -50,7 +50,7 @@ impl PartitionSource {
 #[derive(Debug, Clone)]
 pub struct DbReport {
     pub db_file: PathBuf,
-    pub info: ReplicationInfo,
+    pub info: ContainerInfo,
     pub metadata: Map<String, Value>,
     /// Rows in the object table, tombstones included.
     pub rows: i64,
@@ -346,7 +346,7 @@ impl DbReport {
         }
         let _ = writeln!(w, "Sharding Metadata:");
         let _ = writeln!(w, "  Type: root");
-        let _ = writeln!(w, "  State: {}", i.db_state);
+        let _ = writeln!(w, "  State: {}", i.db_state.as_str());
         match (self.partition, self.partition_source) {
             (Some(p), Some(src)) => {
                 let _ = writeln!(w, "Partition: {p} (from the {})", src.name());

@@ -3,7 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::db::files::{db_files, CONTAINER_DATADIR};
+use crate::db::files::db_files;
+use crate::db::{Container, DbKind};
+
+const CONTAINER_DATADIR: &str = Container::DATADIR;
 
 /// One DB found on a device.
 #[derive(Debug, Clone, PartialEq, Eq)]

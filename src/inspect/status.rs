@@ -32,7 +32,7 @@ use serde_json::Value;
 
 use super::scan::{list_dbs, FoundDb};
 use crate::config::{Ini, ReplicatorConf, ServerConf, ServerType, SwiftConf};
-use crate::db::{ContainerBroker, ReplicationInfo, SyncPoint};
+use crate::db::{ContainerBroker, ContainerInfo, SyncPoint};
 use crate::replication::client::ReplClient;
 use crate::replication::daemon::local_devices;
 use crate::replication::sender::sync_args;
@@ -155,7 +155,7 @@ pub struct LocalDb {
     pub found: FoundDb,
     pub local: Device,
     pub node_label: String,
-    pub info: Result<(ReplicationInfo, Vec<SyncPoint>), String>,
+    pub info: Result<(ContainerInfo, Vec<SyncPoint>), String>,
 }
 
 /// The DBs on a node's local devices (the ring's devices on
@@ -182,7 +182,7 @@ pub fn local_dbs(node: &NodeConf, ring: &Ring) -> Vec<LocalDb> {
         .collect()
 }
 
-fn read_local(path: &Path) -> crate::db::Result<(ReplicationInfo, Vec<SyncPoint>)> {
+fn read_local(path: &Path) -> crate::db::Result<(ContainerInfo, Vec<SyncPoint>)> {
     let mut b = ContainerBroker::open_checked(path)?;
     b.set_pending_timeout(Duration::from_secs(5));
     let info = b.get_replication_info()?;
@@ -266,7 +266,7 @@ pub async fn check_db(ctx: &StatusContext, db: &LocalDb) -> DbStatus {
 async fn check_peer(
     ctx: &StatusContext,
     db: &LocalDb,
-    info: &ReplicationInfo,
+    info: &ContainerInfo,
     outgoing: &[SyncPoint],
     peer: &Device,
     op: &ReplicateOp,
@@ -303,7 +303,7 @@ async fn check_peer(
         r.error = Some(format!("HTTP {}: {}", resp.status, body.trim()));
         return r;
     }
-    let rinfo: ReplicationInfo = match serde_json::from_slice::<Value>(&resp.body)
+    let rinfo: ContainerInfo = match serde_json::from_slice::<Value>(&resp.body)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
     {

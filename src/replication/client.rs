@@ -5,8 +5,12 @@
 use std::path::Path;
 use std::time::Duration;
 
-use crate::replication::wire::ReplicateOp;
+use crate::replication::wire::{ReplicateOp, WireItem};
 use crate::ring::Device;
+
+/// The Content-Type of rowsync's whole-DB upload
+/// (`REPLICATE /<device>/tmp/<name>`).
+pub const DB_UPLOAD_CONTENT_TYPE: &str = "application/x-sqlite3";
 
 /// A REPLICATE answer: status and full body.
 #[derive(Debug, Clone)]
@@ -83,12 +87,12 @@ impl ReplClient {
     }
 
     /// Sends one op; `Err` means no response (connection error or timeout).
-    pub async fn replicate(
+    pub async fn replicate<I: WireItem>(
         &self,
         dev: &Device,
         partition: u32,
         hash: &str,
-        op: &ReplicateOp,
+        op: &ReplicateOp<I>,
         timeout: Duration,
     ) -> Result<ReplResponse, ClientError> {
         let url = format!(
@@ -148,10 +152,7 @@ impl ReplClient {
             let resp = self
                 .http
                 .request(Self::method(), &url)
-                .header(
-                    "content-type",
-                    crate::server::replicate::DB_UPLOAD_CONTENT_TYPE,
-                )
+                .header("content-type", DB_UPLOAD_CONTENT_TYPE)
                 .header("content-length", len)
                 .body(reqwest::Body::wrap_stream(stream))
                 .send()

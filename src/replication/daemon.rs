@@ -1,8 +1,9 @@
-//! The replicator daemon: a pass over every local container DB (Swift's
-//! `run_once`), per-DB processing (`_replicate_object`), handoff and
-//! misplaced-DB clean-up, stats and the recon cache.
+//! The replicator daemon for DBs of a kind `K`: a pass over every local DB
+//! (Swift's `run_once`), per-DB processing (`_replicate_object`), handoff
+//! and misplaced-DB clean-up, stats and the recon cache.
 
 use std::collections::{BTreeSet, HashMap};
+use std::marker::PhantomData;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -12,12 +13,13 @@ use tokio::sync::Semaphore;
 
 use super::client::{node_name, ReplClient};
 use super::local::{is_local_device, whataremyips};
+use super::rpc::ReplKind;
 use super::sender::{repl_to_node, LocalDb, ReplError, SenderCtx};
 use super::stats::Stats;
 use super::{recon, rsync, walk};
 use crate::config::{ReplicatorConf, SwiftConf};
 use crate::db::files::{self, hash_of};
-use crate::db::{ContainerBroker, DbError, ReplicationInfo};
+use crate::db::{Broker, DbError, DbInfo, DbState};
 use crate::replication::rpc::check_drive;
 use crate::ring::{Device, MoreNodes, Ring, RingHandle};
 use crate::swift::HashPathConfig;
@@ -29,8 +31,8 @@ pub struct PassFilter {
     pub partitions: Option<BTreeSet<u32>>,
 }
 
-/// The replicator.
-pub struct Replicator {
+/// The replicator of DBs of kind `K`.
+pub struct Replicator<K: ReplKind> {
     pub conf: Arc<ReplicatorConf>,
     pub ring: RingHandle,
     pub hash_conf: HashPathConfig,
@@ -40,6 +42,7 @@ pub struct Replicator {
     handoff_delete: usize,
     /// The stats of the last finished pass.
     pub last_stats: Mutex<Option<Stats>>,
+    kind: PhantomData<K>,
 }
 
 fn now_f64() -> f64 {
@@ -56,7 +59,7 @@ pub struct DbOutcome {
     pub responses: Vec<bool>,
 }
 
-impl Replicator {
+impl<K: ReplKind> Replicator<K> {
     pub fn new(conf: ReplicatorConf, swift: &SwiftConf, ring: RingHandle) -> Self {
         let replicas = ring.ring().replica_count();
         let mut handoff_delete = conf.handoff_delete as usize;
@@ -75,6 +78,7 @@ impl Replicator {
             multiple_policies: swift.policy_count() > 1,
             handoff_delete,
             last_stats: Mutex::new(None),
+            kind: PhantomData,
         }
     }
 
@@ -140,7 +144,7 @@ impl Replicator {
             if removed > 0 {
                 tracing::info!(dir = %tmp.display(), removed, "reclaimed old tmp files");
             }
-            let datadir = dev_path.join(files::CONTAINER_DATADIR);
+            let datadir = dev_path.join(K::DATADIR);
             if datadir.is_dir() {
                 let ring2 = ring.clone();
                 let dev_id = dev.id;
@@ -215,12 +219,13 @@ impl Replicator {
         self.finish(stats, start)
     }
 
-    fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob {
+    fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob<K> {
         DbJob {
             ring,
             ctx,
             hash_conf: self.hash_conf.clone(),
             handoff_delete: self.handoff_delete,
+            kind: PhantomData,
         }
     }
 
@@ -231,7 +236,10 @@ impl Replicator {
         for line in s.report_lines(now) {
             tracing::info!("{line}");
         }
-        let cache = self.conf.recon_cache_path.join("container.recon");
+        let cache = self
+            .conf
+            .recon_cache_path
+            .join(format!("{}.recon", K::NAME));
         let update = recon::replication_recon_update(&s, now - start, now);
         if let Err(e) = recon::dump_recon_cache(&cache, &update) {
             tracing::error!(file = %cache.display(), "ERROR writing recon cache: {e}");
@@ -279,14 +287,15 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 /// What a spawned per-DB task owns.
-struct DbJob {
+struct DbJob<K: ReplKind> {
     ring: Arc<Ring>,
     ctx: SenderCtx,
     hash_conf: HashPathConfig,
     handoff_delete: usize,
+    kind: PhantomData<K>,
 }
 
-impl DbJob {
+impl<K: ReplKind> DbJob<K> {
     fn fail_all(&self, nodes: &[Device]) {
         self.ctx.stat(|s| {
             for n in nodes {
@@ -319,21 +328,19 @@ impl DbJob {
             .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
             .unwrap_or_default();
         // Open, reclaim, read info.
-        let opened = tokio::task::block_in_place(
-            || -> Result<(ContainerBroker, ReplicationInfo), DbError> {
-                let mut b = ContainerBroker::open(db_file)?;
-                b.set_pending_timeout(Duration::from_secs(30));
-                if let Some(dir) = db_file.parent() {
-                    let before = SystemTime::now()
-                        .checked_sub(Duration::from_secs_f64(conf.reclaim_age.max(0.0)))
-                        .unwrap_or(SystemTime::UNIX_EPOCH);
-                    rsync::reclaim_tmp_files(dir, before);
-                }
-                b.reclaim(now - conf.reclaim_age, now - 2.0 * conf.reclaim_age)?;
-                let info = b.get_replication_info()?;
-                Ok((b, info))
-            },
-        );
+        let opened = tokio::task::block_in_place(|| -> Result<(Broker<K>, K::Info), DbError> {
+            let mut b = Broker::<K>::open(db_file)?;
+            b.set_pending_timeout(Duration::from_secs(30));
+            if let Some(dir) = db_file.parent() {
+                let before = SystemTime::now()
+                    .checked_sub(Duration::from_secs_f64(conf.reclaim_age.max(0.0)))
+                    .unwrap_or(SystemTime::UNIX_EPOCH);
+                rsync::reclaim_tmp_files(dir, before);
+            }
+            b.reclaim(now - conf.reclaim_age, now - 2.0 * conf.reclaim_age)?;
+            let info = b.get_replication_info()?;
+            Ok((b, info))
+        });
         let (broker, info) = match opened {
             Ok(x) => x,
             Err(e) => {
@@ -355,7 +362,7 @@ impl DbJob {
         let mut shouldbehere = true;
         match self
             .hash_conf
-            .hash_path_raw(&info.account, Some(&info.container), None)
+            .hash_path_raw(info.account(), info.container(), None)
         {
             Ok(digest) => {
                 let bpart = self.ring.part_of_digest(&digest);
@@ -371,9 +378,9 @@ impl DbJob {
             Err(e) => tracing::error!(db = %db_file.display(), "bad account/container: {e}"),
         }
         let reclaimable =
-            tokio::task::block_in_place(|| broker.is_reclaimable(now, conf.reclaim_age));
+            tokio::task::block_in_place(|| K::is_reclaimable(&broker, now, conf.reclaim_age));
         if matches!(reclaimable, Ok(true)) {
-            if report_up_to_date(&info) {
+            if info.may_delete() {
                 tokio::task::block_in_place(|| self.delete_db(db_file));
             }
             return DbOutcome {
@@ -474,16 +481,12 @@ impl DbJob {
 
     /// Removes a handoff / misplaced DB once its peers have it (Swift's
     /// `cleanup_post_replicate`). False only when a delete failed.
-    fn cleanup_post_replicate(
-        &self,
-        db: &LocalDb,
-        orig: &ReplicationInfo,
-        responses: &[bool],
-    ) -> bool {
+    fn cleanup_post_replicate(&self, db: &LocalDb<K>, orig: &K::Info, responses: &[bool]) -> bool {
         let path = db.path.clone();
         let state = db.call(|b| -> Result<(bool, i64), DbError> {
-            let sharding = b.db_state()? == "sharding"
-                || (b.db_state()? == "unsharded" && b.sharding_initiated()?);
+            let state = K::db_state(b)?;
+            let sharding = state == DbState::Sharding
+                || (state == DbState::Unsharded && K::sharding_initiated(b)?);
             Ok((sharding, b.get_max_row()?))
         });
         let (sharding_required, max_row) = match state {
@@ -497,7 +500,7 @@ impl DbJob {
             tracing::debug!(db = %path.display(), "Not deleting db (requires sharding)");
             return true;
         }
-        let delta = max_row - orig.max_row;
+        let delta = max_row - orig.max_row();
         if delta < 0 {
             tracing::error!(db = %path.display(), "Not deleting db (negative max_row_delta: {delta})");
             return true;
@@ -564,14 +567,6 @@ impl DbJob {
         }
         true
     }
-}
-
-/// Container: every `reported_*` equals its live value.
-pub fn report_up_to_date(info: &ReplicationInfo) -> bool {
-    info.reported_put_timestamp == info.put_timestamp
-        && info.reported_delete_timestamp == info.delete_timestamp
-        && info.reported_bytes_used == info.bytes_used
-        && info.reported_object_count == info.count
 }
 
 /// A map from device id to device of this node's local devices (for tools).

@@ -16,15 +16,16 @@ pub struct PolicyInfo {
     pub storage_policy_index: i64,
 }
 
-impl From<&crate::db::ReplicationInfo> for PolicyInfo {
-    fn from(i: &crate::db::ReplicationInfo) -> Self {
-        PolicyInfo {
-            put_timestamp: i.put_timestamp.clone(),
-            delete_timestamp: i.delete_timestamp.clone(),
-            status_changed_at: i.status_changed_at.clone(),
-            count: i.count,
-            storage_policy_index: i.storage_policy_index,
-        }
+impl PolicyInfo {
+    /// The policy facts of a DB's info; `None` for kinds without a policy.
+    pub fn of<I: crate::db::DbInfo>(i: &I) -> Option<Self> {
+        Some(PolicyInfo {
+            put_timestamp: i.put_timestamp().to_string(),
+            delete_timestamp: i.delete_timestamp().to_string(),
+            status_changed_at: i.status_changed_at().to_string(),
+            count: i.count(),
+            storage_policy_index: i.storage_policy_index()?,
+        })
     }
 }
 

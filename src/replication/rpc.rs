@@ -1,6 +1,6 @@
 //! The receiving side of REPLICATE (Swift's `ReplicatorRpc` and
-//! `ContainerReplicatorRpc`): ops against the local DB, with no HTTP in
-//! sight. Blocking; the server runs it on a blocking thread.
+//! `ContainerReplicatorRpc`): ops against the local DB of a kind `K`, with
+//! no HTTP in sight. Blocking; the server runs it on a blocking thread.
 //!
 //! Differences from Swift, all wire-compatible:
 //! - only the whitelisted ops exist; bad arguments are 400, not 500;
@@ -24,13 +24,17 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::policy::{incorrect_policy_index, PolicyInfo};
-use super::wire::{ReplicateOp, SyncArgs};
-use crate::db::container::parse_metadata;
+use super::wire::{OpName, ReplicateOp, SyncArgs, WireItem};
 use crate::db::files::{self, db_files, is_db_filename_for, is_plain_name};
 use crate::db::lock::lock_dir;
-use crate::db::shard::{merge_shards, ShardRange};
-use crate::db::{ContainerBroker, DbError};
+use crate::db::{
+    parse_metadata, Broker, DbError, DbInfo, DbItem, DbKind, SyncPoint, DEFAULT_PENDING_TIMEOUT,
+};
 use crate::swift::{pyjson, HashPathConfig, Timestamp};
+
+/// A kind of DB the engine replicates: its rows travel in `merge_items`.
+pub trait ReplKind: DbKind<Item: WireItem> {}
+impl<K: DbKind<Item: WireItem>> ReplKind for K {}
 
 /// A REPLICATE answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -123,65 +127,46 @@ impl DbLocks {
     }
 }
 
-/// Counts of REPLICATE ops served (successful or not) and object rows
+/// Counts of REPLICATE ops served (successful or not), per op, and rows
 /// received through `merge_items`.
 #[derive(Debug, Default)]
 pub struct RpcCounters {
-    pub sync: AtomicU64,
-    pub merge_items: AtomicU64,
+    ops: [AtomicU64; OpName::ALL.len()],
     pub items_received: AtomicU64,
-    pub merge_syncs: AtomicU64,
-    pub complete_rsync: AtomicU64,
-    pub rsync_then_merge: AtomicU64,
-    pub get_shard_ranges: AtomicU64,
-    pub merge_shard_ranges: AtomicU64,
 }
 
 impl RpcCounters {
-    fn count(&self, op: &ReplicateOp) {
-        let c = match op {
-            ReplicateOp::Sync(_) => &self.sync,
-            ReplicateOp::MergeItems { items, .. } => {
-                self.items_received
-                    .fetch_add(items.len() as u64, Ordering::Relaxed);
-                &self.merge_items
-            }
-            ReplicateOp::MergeSyncs(_) => &self.merge_syncs,
-            ReplicateOp::CompleteRsync { .. } => &self.complete_rsync,
-            ReplicateOp::RsyncThenMerge { .. } => &self.rsync_then_merge,
-            ReplicateOp::GetShardRanges => &self.get_shard_ranges,
-            ReplicateOp::MergeShardRanges { .. } => &self.merge_shard_ranges,
-        };
-        c.fetch_add(1, Ordering::Relaxed);
+    fn count<I: WireItem>(&self, op: &ReplicateOp<I>) {
+        if let ReplicateOp::MergeItems { items, .. } = op {
+            self.items_received
+                .fetch_add(items.len() as u64, Ordering::Relaxed);
+        }
+        let i = OpName::ALL
+            .iter()
+            .position(|o| *o == op.op_name())
+            .unwrap_or(0);
+        self.ops[i].fetch_add(1, Ordering::Relaxed);
     }
 
-    /// A snapshot as `(name, value)` pairs.
+    /// Ops served of one kind.
+    pub fn get(&self, op: OpName) -> u64 {
+        OpName::ALL
+            .iter()
+            .position(|o| *o == op)
+            .map_or(0, |i| self.ops[i].load(Ordering::Relaxed))
+    }
+
+    /// A snapshot as `(name, value)` pairs: every op, then `items_received`.
     pub fn snapshot(&self) -> Vec<(&'static str, u64)> {
-        vec![
-            ("sync", self.sync.load(Ordering::Relaxed)),
-            ("merge_items", self.merge_items.load(Ordering::Relaxed)),
-            (
-                "items_received",
-                self.items_received.load(Ordering::Relaxed),
-            ),
-            ("merge_syncs", self.merge_syncs.load(Ordering::Relaxed)),
-            (
-                "complete_rsync",
-                self.complete_rsync.load(Ordering::Relaxed),
-            ),
-            (
-                "rsync_then_merge",
-                self.rsync_then_merge.load(Ordering::Relaxed),
-            ),
-            (
-                "get_shard_ranges",
-                self.get_shard_ranges.load(Ordering::Relaxed),
-            ),
-            (
-                "merge_shard_ranges",
-                self.merge_shard_ranges.load(Ordering::Relaxed),
-            ),
-        ]
+        let mut v: Vec<(&'static str, u64)> = OpName::ALL
+            .iter()
+            .map(|o| (o.as_str(), self.get(*o)))
+            .collect();
+        v.push((
+            "items_received",
+            self.items_received.load(Ordering::Relaxed),
+        ));
+        v
     }
 }
 
@@ -189,16 +174,32 @@ impl RpcCounters {
 /// consecutive `merge_items` batches into one DB much cheaper). A broker is
 /// taken out while in use (under the DB's lock) and put back after; one
 /// whose file was replaced is dropped.
-#[derive(Debug, Default, Clone)]
-pub struct BrokerCache {
-    inner: Arc<Mutex<Vec<(PathBuf, ContainerBroker)>>>,
+#[derive(Debug)]
+pub struct BrokerCache<K: DbKind> {
+    inner: Arc<Mutex<Vec<(PathBuf, Broker<K>)>>>,
+}
+
+impl<K: DbKind> Clone for BrokerCache<K> {
+    fn clone(&self) -> Self {
+        BrokerCache {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<K: DbKind> Default for BrokerCache<K> {
+    fn default() -> Self {
+        BrokerCache {
+            inner: Arc::default(),
+        }
+    }
 }
 
 /// Brokers kept open at most.
 const BROKER_CACHE_SIZE: usize = 32;
 
-impl BrokerCache {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, ContainerBroker)>> {
+impl<K: DbKind> BrokerCache<K> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, Broker<K>)>> {
         match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -206,7 +207,7 @@ impl BrokerCache {
     }
 
     /// The cached broker for `db_file`, if it still has that file open.
-    pub fn take(&self, db_file: &Path) -> Option<ContainerBroker> {
+    pub fn take(&self, db_file: &Path) -> Option<Broker<K>> {
         let mut v = self.lock();
         let i = v.iter().position(|(p, _)| p == db_file)?;
         let (_, b) = v.remove(i);
@@ -214,7 +215,7 @@ impl BrokerCache {
     }
 
     /// Returns a broker to the cache (most recent last; the oldest goes).
-    pub fn put(&self, db_file: PathBuf, broker: ContainerBroker) {
+    pub fn put(&self, db_file: PathBuf, broker: Broker<K>) {
         let mut v = self.lock();
         v.retain(|(p, _)| *p != db_file);
         if v.len() >= BROKER_CACHE_SIZE {
@@ -229,37 +230,65 @@ impl BrokerCache {
     }
 }
 
-/// The REPLICATE receiver for container DBs under a devices root.
-#[derive(Debug, Clone)]
-pub struct ReplicatorRpc {
+/// The REPLICATE receiver for DBs of kind `K` under a devices root.
+#[derive(Debug)]
+pub struct ReplicatorRpc<K: DbKind> {
     pub devices: PathBuf,
     pub mount_check: bool,
     pub hash_conf: HashPathConfig,
     pub locks: DbLocks,
     pub counters: Arc<RpcCounters>,
-    pub brokers: BrokerCache,
+    pub brokers: BrokerCache<K>,
 }
 
-fn map_db_error(e: DbError, db_file: &Path) -> RpcResponse {
-    match e {
-        DbError::Invalid(msg) => RpcResponse::text(400, msg),
-        DbError::NotFound(_) => RpcResponse::empty(404),
-        DbError::Corrupt { reason, .. } => {
-            tracing::error!(db = %db_file.display(), reason, "Quarantining DB");
-            if let Err(q) = files::quarantine(db_file) {
-                tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
-            }
-            RpcResponse::empty(404)
-        }
-        DbError::LockTimeout { .. } => RpcResponse::text(503, e.to_string()),
-        other => {
-            tracing::error!(db = %db_file.display(), "REPLICATE failed: {other}");
-            RpcResponse::text(500, other.to_string())
+impl<K: DbKind> Clone for ReplicatorRpc<K> {
+    fn clone(&self) -> Self {
+        ReplicatorRpc {
+            devices: self.devices.clone(),
+            mount_check: self.mount_check,
+            hash_conf: self.hash_conf.clone(),
+            locks: self.locks.clone(),
+            counters: self.counters.clone(),
+            brokers: self.brokers.clone(),
         }
     }
 }
 
-impl ReplicatorRpc {
+/// The answer to a failed op. A corrupt file is dealt with where it is: a
+/// local DB is quarantined (404, as Swift), a shipped file in `<dev>/tmp`
+/// is removed (400: the peer's bad file never costs the local replica).
+/// Other failures answer the status their kind maps to.
+fn map_db_error(e: DbError, db_file: &Path) -> RpcResponse {
+    match e {
+        DbError::Corrupt {
+            ref path,
+            reason,
+            ref detail,
+        } => {
+            let shipped = path.parent().and_then(Path::file_name) == Some("tmp".as_ref());
+            if shipped {
+                tracing::error!(file = %path.display(), reason, detail, "removing corrupt shipped DB");
+                let _ = std::fs::remove_file(path);
+                return RpcResponse::text(400, format!("shipped DB is unusable: {reason}"));
+            }
+            tracing::error!(db = %path.display(), reason, "Quarantining DB");
+            if let Err(q) = files::quarantine(path) {
+                tracing::error!(db = %path.display(), "quarantine failed: {q}");
+            }
+            RpcResponse::empty(404)
+        }
+        DbError::NotFound(_) => RpcResponse::empty(404),
+        other => {
+            let status = other.status();
+            if status >= 500 {
+                tracing::error!(db = %db_file.display(), status, "REPLICATE failed: {other}");
+            }
+            RpcResponse::text(status, other.to_string())
+        }
+    }
+}
+
+impl<K: ReplKind> ReplicatorRpc<K> {
     pub fn new(devices: impl Into<PathBuf>, mount_check: bool, hash_conf: HashPathConfig) -> Self {
         ReplicatorRpc {
             devices: devices.into(),
@@ -277,9 +306,17 @@ impl ReplicatorRpc {
         device: &str,
         partition: &str,
         hash: &str,
-        op: ReplicateOp,
+        op: ReplicateOp<K::Item>,
     ) -> RpcResponse {
         self.counters.count(&op);
+        if !K::SHARD_RANGES
+            && matches!(
+                op,
+                ReplicateOp::GetShardRanges | ReplicateOp::MergeShardRanges { .. }
+            )
+        {
+            return RpcResponse::text(400, format!("{} DBs have no {} op", K::NAME, op.name()));
+        }
         let Some(dev_path) = check_drive(&self.devices, device, self.mount_check) else {
             return RpcResponse::text(507, format!("{device} is not mounted"));
         };
@@ -289,7 +326,7 @@ impl ReplicatorRpc {
         let Ok(part) = partition.parse::<u32>() else {
             return RpcResponse::text(400, format!("invalid partition {partition:?}"));
         };
-        let hash_dir = files::hash_dir(&dev_path, part, hash);
+        let hash_dir = files::hash_dir(&dev_path, K::DATADIR, part, hash);
         let lock = self.locks.get(hash);
         let _guard = match lock.lock() {
             Ok(g) => g,
@@ -326,7 +363,7 @@ impl ReplicatorRpc {
                 };
                 let broker = match self.brokers.take(&db_file) {
                     Some(b) => b,
-                    None => match ContainerBroker::open(&db_file) {
+                    None => match Broker::<K>::open(&db_file) {
                         Ok(b) => b,
                         Err(e) => return map_db_error(e, &db_file),
                     },
@@ -345,7 +382,7 @@ impl ReplicatorRpc {
         }
     }
 
-    fn db_op(&self, broker: &ContainerBroker, op: ReplicateOp) -> Result<RpcResponse, DbError> {
+    fn db_op(&self, broker: &Broker<K>, op: ReplicateOp<K::Item>) -> Result<RpcResponse, DbError> {
         match op {
             ReplicateOp::Sync(args) => self.sync(broker, args),
             ReplicateOp::MergeItems { items, source } => {
@@ -353,20 +390,19 @@ impl ReplicatorRpc {
                 Ok(RpcResponse::empty(202))
             }
             ReplicateOp::MergeSyncs(points) => {
-                let own = broker.get_info()?.id;
+                let info = broker.get_info()?;
+                let own = info.id();
                 let points: Vec<_> = points.into_iter().filter(|p| p.remote_id != own).collect();
                 broker.merge_syncs(&points, true)?;
                 Ok(RpcResponse::empty(202))
             }
             ReplicateOp::GetShardRanges => {
-                let ranges = broker.get_all_shard_ranges()?;
-                let v =
-                    serde_json::to_value(ranges).map_err(|e| DbError::Invalid(e.to_string()))?;
+                let ranges = K::shard_ranges(broker)?;
+                let v = serde_json::to_value(ranges).unwrap_or_default();
                 Ok(RpcResponse::json(200, &v))
             }
             ReplicateOp::MergeShardRanges { ranges, .. } => {
-                let ranges = filter_own_shard_range(broker, ranges)?;
-                broker.merge_shard_ranges(ranges)?;
+                K::merge_peer_shard_ranges(broker, ranges)?;
                 Ok(RpcResponse::empty(202))
             }
             ReplicateOp::CompleteRsync { .. } | ReplicateOp::RsyncThenMerge { .. } => {
@@ -375,11 +411,12 @@ impl ReplicatorRpc {
         }
     }
 
-    /// Swift's `sync`: adopt a better policy index, merge metadata and DB
-    /// timestamps, answer our info with our incoming point for the caller.
-    fn sync(&self, broker: &ContainerBroker, args: SyncArgs) -> Result<RpcResponse, DbError> {
+    /// Swift's `sync`: adopt a better policy index (kinds with one), merge
+    /// metadata and DB timestamps, answer our info with our incoming point
+    /// for the caller.
+    fn sync(&self, broker: &Broker<K>, args: SyncArgs) -> Result<RpcResponse, DbError> {
         let mut info = broker.get_replication_info()?;
-        if let Some((sca, count, spi)) = &args.policy {
+        if let (Some((sca, count, spi)), Some(ours)) = (&args.policy, PolicyInfo::of(&info)) {
             let remote = PolicyInfo {
                 put_timestamp: args.put_timestamp.clone(),
                 delete_timestamp: args.delete_timestamp.clone(),
@@ -387,8 +424,8 @@ impl ReplicatorRpc {
                 count: *count,
                 storage_policy_index: *spi,
             };
-            if incorrect_policy_index(&PolicyInfo::from(&info), &remote) {
-                broker.set_storage_policy_index(*spi, Some(&Timestamp::now().internal()))?;
+            if incorrect_policy_index(&ours, &remote) {
+                K::set_storage_policy_index(broker, *spi, &Timestamp::now().internal())?;
                 info = broker.get_replication_info()?;
             }
         }
@@ -407,9 +444,9 @@ impl ReplicatorRpc {
                 }
             }
         }
-        if info.created_at != args.created_at
-            || info.put_timestamp != args.put_timestamp
-            || info.delete_timestamp != args.delete_timestamp
+        if info.created_at() != args.created_at
+            || info.put_timestamp() != args.put_timestamp
+            || info.delete_timestamp() != args.delete_timestamp
         {
             broker.merge_timestamps(
                 &args.created_at,
@@ -418,20 +455,18 @@ impl ReplicatorRpc {
             )?;
         }
         let mut point = broker.get_sync(&args.id, true)?;
-        if args.hash == info.hash && point < args.max_row {
-            broker.merge_syncs(
-                &[crate::db::SyncPoint::new(args.id.clone(), args.max_row)],
-                true,
-            )?;
+        if args.hash == info.hash() && point < args.max_row {
+            broker.merge_syncs(&[SyncPoint::new(args.id.clone(), args.max_row)], true)?;
             point = args.max_row;
         }
-        info.point = Some(point);
-        let v = serde_json::to_value(&info).map_err(|e| DbError::Invalid(e.to_string()))?;
+        info.set_point(Some(point));
+        let v = serde_json::to_value(&info).unwrap_or_default();
         Ok(RpcResponse::json(200, &v))
     }
 
     /// Checks a shipped file in `<dev>/tmp/`: a plain name, an existing
-    /// file, a readable container DB whose account/container hash to `hash`.
+    /// file, a readable DB of this kind whose account (and container) hash
+    /// to `hash`.
     fn check_shipped(
         &self,
         dev_path: &Path,
@@ -456,18 +491,19 @@ impl ReplicatorRpc {
                 format!("shipped file {tmp_name:?} {why}"),
             ))
         };
-        let info = match ContainerBroker::open(&tmp).and_then(|b| b.get_info()) {
+        let info = match Broker::<K>::open(&tmp).and_then(|b| b.get_info()) {
             Ok(i) => i,
-            Err(e) => return reject(format!("is not a container DB: {e}")),
+            Err(e) => return reject(format!("is not {} DB: {e}", K::NAME)),
         };
         match self
             .hash_conf
-            .hash_path(&info.account, Some(&info.container), None)
+            .hash_path(info.account(), info.container(), None)
         {
             Ok(h) if h == hash => Ok(tmp),
             Ok(_) => reject(format!(
                 "holds {}/{}, which is not this DB",
-                info.account, info.container
+                info.account(),
+                info.container().unwrap_or_default()
             )),
             Err(e) => reject(e.to_string()),
         }
@@ -498,8 +534,8 @@ impl ReplicatorRpc {
             Err(r) => return r,
         };
         let result = (|| -> Result<(), DbError> {
-            ContainerBroker::open(&tmp)?.newid_with(tmp_name, device, None)?;
-            let _lock = lock_dir(hash_dir, crate::db::container::DEFAULT_PENDING_TIMEOUT)?;
+            Broker::<K>::open(&tmp)?.newid_with(tmp_name, device, None)?;
+            let _lock = lock_dir(hash_dir, DEFAULT_PENDING_TIMEOUT)?;
             if !db_files(hash_dir, hash).is_empty() {
                 return Err(DbError::AlreadyExists(hash_dir.join(&basename)));
             }
@@ -536,8 +572,8 @@ impl ReplicatorRpc {
         }
         let aborted = |db_file: &Path| -> bool {
             !db_file.exists()
-                || ContainerBroker::open(db_file)
-                    .and_then(|b| b.sharding_initiated())
+                || Broker::<K>::open(db_file)
+                    .and_then(|b| K::sharding_initiated(&b))
                     .unwrap_or(true)
         };
         if aborted(&db_file) {
@@ -548,44 +584,38 @@ impl ReplicatorRpc {
             Err(r) => return r,
         };
         let result = (|| -> Result<bool, DbError> {
-            let new = ContainerBroker::open(&tmp)?;
+            let new = Broker::<K>::open(&tmp)?;
             // The shipped file is private until it is renamed into place:
             // it is written without fsyncs and synced once before the
             // rename (a crash before that leaves the old DB untouched).
-            new.connection()
-                .execute_batch("PRAGMA synchronous = OFF")
-                .map_err(|e| DbError::sqlite(&tmp, e))?;
-            let existing = ContainerBroker::open(&db_file)?;
+            new.write_unsynced()?;
+            let existing = Broker::<K>::open(&db_file)?;
             // The sender's high-water mark, before our rows are added.
             let sender_point = new.get_max_row()?;
             let mut point = -1;
             loop {
                 let rows = existing.get_items_since(point, MERGE_CHUNK)?;
-                let Some(last) = rows.last().and_then(|r| r.rowid) else {
+                let Some(last) = rows.last().and_then(|r| r.rowid()) else {
                     break;
                 };
                 new.merge_items(strip_rowids(rows), None)?;
                 point = last;
             }
             new.merge_syncs(&existing.get_syncs(true)?, true)?;
-            let ranges = filter_own_shard_range(&new, existing.get_all_shard_ranges()?)?;
-            new.merge_shard_ranges(ranges)?;
+            K::merge_peer_shard_ranges(&new, K::shard_ranges(&existing)?)?;
             new.newid_with(tmp_name, device, Some(sender_point))?;
             new.update_metadata(&existing.metadata()?)?;
             let ex = existing.get_info()?;
-            new.merge_timestamps(&ex.created_at, &ex.put_timestamp, &ex.delete_timestamp)?;
+            new.merge_timestamps(ex.created_at(), ex.put_timestamp(), ex.delete_timestamp())?;
             // Final phase: no pending commits (directory lock) and no direct
             // writers (SQLite write lock) while the last rows are copied and
             // the file is replaced.
-            let _lock = lock_dir(hash_dir, crate::db::container::DEFAULT_PENDING_TIMEOUT)?;
-            existing
-                .connection()
-                .execute_batch("BEGIN IMMEDIATE")
-                .map_err(|e| DbError::Invalid(format!("cannot lock the local DB: {e}")))?;
+            let _lock = lock_dir(hash_dir, DEFAULT_PENDING_TIMEOUT)?;
+            let write_lock = existing.write_lock()?;
             let finish = (|| -> Result<bool, DbError> {
                 loop {
                     let rows = existing.items_since_no_commit(point, MERGE_CHUNK)?;
-                    let Some(last) = rows.last().and_then(|r| r.rowid) else {
+                    let Some(last) = rows.last().and_then(|r| r.rowid()) else {
                         break;
                     };
                     new.merge_items(strip_rowids(rows), None)?;
@@ -599,7 +629,7 @@ impl ReplicatorRpc {
                 files::fsync_path(hash_dir)?;
                 Ok(true)
             })();
-            let _ = existing.connection().execute_batch("ROLLBACK");
+            drop(write_lock);
             finish
         })();
         match result {
@@ -614,39 +644,9 @@ impl ReplicatorRpc {
 /// the shipped DB.
 const MERGE_CHUNK: usize = 10_000;
 
-fn strip_rowids(
-    mut rows: Vec<crate::swift::merge::ObjectItem>,
-) -> Vec<crate::swift::merge::ObjectItem> {
+fn strip_rowids<I: DbItem>(mut rows: Vec<I>) -> Vec<I> {
     for r in &mut rows {
-        r.rowid = None;
+        r.set_rowid(None);
     }
     rows
-}
-
-/// Swift's `check_merge_own_shard_range`: when our own shard range has an
-/// epoch, drop incoming own ranges without one.
-pub fn filter_own_shard_range(
-    broker: &ContainerBroker,
-    ranges: Vec<ShardRange>,
-) -> Result<Vec<ShardRange>, DbError> {
-    let Some(own) = broker.get_own_shard_range()? else {
-        return Ok(ranges);
-    };
-    if own.epoch.is_none() {
-        return Ok(ranges);
-    }
-    Ok(ranges
-        .into_iter()
-        .filter(|r| {
-            if r.name == own.name && r.epoch.as_deref().unwrap_or("").is_empty() {
-                let mut copy = r.clone();
-                if merge_shards(&mut copy, Some(&own)) && copy.epoch.is_none() {
-                    tracing::warn!(name = %r.name, "Ignoring remote osr w/o epoch");
-                }
-                false
-            } else {
-                true
-            }
-        })
-        .collect())
 }

@@ -21,21 +21,21 @@ use serde_json::Value;
 
 use super::client::{node_name, ClientError, ReplClient, ReplResponse};
 use super::policy::{incorrect_policy_index, PolicyInfo};
+use super::rpc::ReplKind;
 use super::stats::Stats;
 use super::transfer;
 use super::wire::{ReplicateOp, SyncArgs};
 use crate::config::{DbTransfer, ReplicatorConf};
-use crate::db::container::parse_metadata;
 use crate::db::shard::ShardRange;
-use crate::db::{ContainerBroker, DbError, ReplicationInfo, SyncPoint};
+use crate::db::{parse_metadata, Broker, DbError, DbInfo, DbItem, DbKind, SyncPoint};
 use crate::ring::Device;
 use crate::swift::Timestamp;
 
 /// A local DB shared by the async tasks that replicate it. SQLite calls run
 /// on the current worker with `block_in_place`.
 #[derive(Debug)]
-pub struct LocalDb {
-    broker: Mutex<ContainerBroker>,
+pub struct LocalDb<K: DbKind> {
+    broker: Mutex<Broker<K>>,
     pub path: PathBuf,
     /// The DB hash (file name without `_<epoch>` and `.db`).
     pub hash: String,
@@ -43,8 +43,8 @@ pub struct LocalDb {
     pub device: String,
 }
 
-impl LocalDb {
-    pub fn new(broker: ContainerBroker, hash: String, device: String) -> Self {
+impl<K: DbKind> LocalDb<K> {
+    pub fn new(broker: Broker<K>, hash: String, device: String) -> Self {
         LocalDb {
             path: broker.db_file().to_path_buf(),
             broker: Mutex::new(broker),
@@ -54,7 +54,7 @@ impl LocalDb {
     }
 
     /// Runs `f` on the broker (blocking SQLite work off the async path).
-    pub fn call<R>(&self, f: impl FnOnce(&ContainerBroker) -> R) -> R {
+    pub fn call<R>(&self, f: impl FnOnce(&Broker<K>) -> R) -> R {
         tokio::task::block_in_place(|| {
             let guard = match self.broker.lock() {
                 Ok(g) => g,
@@ -101,46 +101,44 @@ impl SenderCtx {
     }
 }
 
-/// The `sync` request args carrying our replication info.
-pub fn sync_args(info: &ReplicationInfo, multiple_policies: bool) -> SyncArgs {
+/// The `sync` request args carrying our replication info (with the policy
+/// arguments when the kind has a policy and the cluster several).
+pub fn sync_args<I: DbInfo>(info: &I, multiple_policies: bool) -> SyncArgs {
     SyncArgs {
-        max_row: info.max_row,
-        hash: info.hash.clone(),
-        id: info.id.clone(),
-        created_at: info.created_at.clone(),
-        put_timestamp: info.put_timestamp.clone(),
-        delete_timestamp: info.delete_timestamp.clone(),
-        metadata: info.metadata.clone(),
-        policy: multiple_policies.then(|| {
-            (
-                info.status_changed_at.clone(),
-                info.count,
-                info.storage_policy_index,
-            )
-        }),
+        max_row: info.max_row(),
+        hash: info.hash().to_string(),
+        id: info.id().to_string(),
+        created_at: info.created_at().to_string(),
+        put_timestamp: info.put_timestamp().to_string(),
+        delete_timestamp: info.delete_timestamp().to_string(),
+        metadata: info.metadata().to_string(),
+        policy: info
+            .storage_policy_index()
+            .filter(|_| multiple_policies)
+            .map(|spi| (info.status_changed_at().to_string(), info.count(), spi)),
     }
 }
 
 /// The peer's `sync` answer, read leniently (a Python peer's JSON).
-fn parse_remote_info(body: &[u8]) -> Option<(ReplicationInfo, Value)> {
+fn parse_remote_info<I: DbInfo>(body: &[u8]) -> Option<(I, Value)> {
     let v: Value = serde_json::from_slice(body).ok()?;
-    let info: ReplicationInfo = serde_json::from_value(v.clone()).ok()?;
+    let info: I = serde_json::from_value(v.clone()).ok()?;
     Some((info, v))
 }
 
 /// Replicates `db` to `node`. `Ok(true)` when the peer is now at least as
 /// up to date as we were when we started.
-pub async fn repl_to_node(
+pub async fn repl_to_node<K: ReplKind>(
     ctx: &SenderCtx,
-    db: &LocalDb,
-    info: &ReplicationInfo,
+    db: &LocalDb<K>,
+    info: &K::Info,
     node: &Device,
     partition: u32,
     different_region: bool,
 ) -> Result<bool, ReplError> {
     let peer = node_name(node);
     let timeout = ctx.node_timeout();
-    let op = ReplicateOp::Sync(sync_args(info, ctx.multiple_policies));
+    let op = ReplicateOp::<K::Item>::Sync(sync_args(info, ctx.multiple_policies));
     let resp = match ctx
         .client
         .replicate(node, partition, &db.hash, &op, timeout)
@@ -175,43 +173,43 @@ pub async fn repl_to_node(
         }
         _ => {}
     }
-    let Some((rinfo, raw)) = parse_remote_info(&resp.body) else {
+    let Some((rinfo, raw)) = parse_remote_info::<K::Info>(&resp.body) else {
         tracing::error!(db = %db.path.display(), %peer, "ERROR unreadable sync response");
         return Ok(false);
     };
     // Storage policy, DB timestamps and shard ranges flow back to us.
-    let remote_policy = raw
-        .get("storage_policy_index")
-        .and_then(Value::as_i64)
-        .map(|spi| PolicyInfo {
+    let remote_spi = raw.get("storage_policy_index").and_then(Value::as_i64);
+    if let (Some(ours), Some(rp), Some(spi)) =
+        (PolicyInfo::of(info), PolicyInfo::of(&rinfo), remote_spi)
+    {
+        let rp = PolicyInfo {
             storage_policy_index: spi,
-            ..PolicyInfo::from(&rinfo)
-        });
-    if let Some(rp) = remote_policy {
-        if incorrect_policy_index(&PolicyInfo::from(info), &rp) {
+            ..rp
+        };
+        if incorrect_policy_index(&ours, &rp) {
             let now = Timestamp::now().internal();
-            db.call(|b| b.set_storage_policy_index(rp.storage_policy_index, Some(&now)))?;
+            db.call(|b| K::set_storage_policy_index(b, spi, &now))?;
         }
     }
-    if info.created_at != rinfo.created_at
-        || info.put_timestamp != rinfo.put_timestamp
-        || info.delete_timestamp != rinfo.delete_timestamp
+    if info.created_at() != rinfo.created_at()
+        || info.put_timestamp() != rinfo.put_timestamp()
+        || info.delete_timestamp() != rinfo.delete_timestamp()
     {
         db.call(|b| {
             b.merge_timestamps(
-                &rinfo.created_at,
-                &rinfo.put_timestamp,
-                &rinfo.delete_timestamp,
+                rinfo.created_at(),
+                rinfo.put_timestamp(),
+                rinfo.delete_timestamp(),
             )
         })?;
     }
     let has_shard_key = raw.get("shard_max_row").is_some();
-    if rinfo.shard_max_row.unwrap_or(-1) >= 0 {
+    if K::SHARD_RANGES && rinfo.shard_max_row().unwrap_or(-1) >= 0 {
         fetch_shard_ranges(ctx, db, node, partition).await?;
     }
-    let local_sync = db.call(|b| b.get_sync(&rinfo.id, false))?;
-    if !rinfo.metadata.is_empty() {
-        match parse_metadata(&rinfo.metadata) {
+    let local_sync = db.call(|b| b.get_sync(rinfo.id(), false))?;
+    if !rinfo.metadata().is_empty() {
+        match parse_metadata(rinfo.metadata()) {
             Ok(md) if !md.is_empty() => {
                 let valid: serde_json::Map<String, Value> = md
                     .into_iter()
@@ -226,12 +224,14 @@ pub async fn repl_to_node(
         }
     }
     let mut shard_ok = true;
-    if has_shard_key {
-        let ranges: Vec<ShardRange> = db.call(|b| b.get_all_shard_ranges())?;
+    if !K::SHARD_RANGES {
+        // Accounts have no shard ranges.
+    } else if has_shard_key {
+        let ranges: Vec<ShardRange> = db.call(|b| K::shard_ranges(b))?;
         if !ranges.is_empty() {
-            let op = ReplicateOp::MergeShardRanges {
+            let op = ReplicateOp::<K::Item>::MergeShardRanges {
                 ranges,
-                source: Some(info.id.clone()),
+                source: Some(info.id().to_string()),
             };
             match ctx
                 .client
@@ -253,7 +253,7 @@ pub async fn repl_to_node(
         tracing::warn!(%peer, "unable to replicate shard ranges to peer {peer}; peer may need upgrading");
         shard_ok = false;
     }
-    if db.call(|b| b.sharding_initiated())? {
+    if db.call(|b| K::sharding_initiated(b))? {
         ctx.stat(|s| s.deferred += 1);
         return Ok(shard_ok);
     }
@@ -271,13 +271,13 @@ pub async fn repl_to_node(
     Ok(rows_ok && shard_ok)
 }
 
-async fn fetch_shard_ranges(
+async fn fetch_shard_ranges<K: ReplKind>(
     ctx: &SenderCtx,
-    db: &LocalDb,
+    db: &LocalDb<K>,
     node: &Device,
     partition: u32,
 ) -> Result<(), ReplError> {
-    let op = ReplicateOp::GetShardRanges;
+    let op = ReplicateOp::<K::Item>::GetShardRanges;
     match ctx
         .client
         .replicate(node, partition, &db.hash, &op, ctx.node_timeout())
@@ -285,10 +285,7 @@ async fn fetch_shard_ranges(
     {
         Ok(r) if r.is_success() => match serde_json::from_slice::<Vec<ShardRange>>(&r.body) {
             Ok(ranges) => {
-                db.call(|b| {
-                    let ranges = super::rpc::filter_own_shard_range(b, ranges)?;
-                    b.merge_shard_ranges(ranges)
-                })?;
+                db.call(|b| K::merge_peer_shard_ranges(b, ranges))?;
             }
             Err(e) => tracing::warn!(peer = %node_name(node), "unreadable shard ranges: {e}"),
         },
@@ -302,49 +299,45 @@ async fn fetch_shard_ranges(
 
 /// Picks no_change / hashmatch / whole DB / usync.
 #[allow(clippy::too_many_arguments)]
-async fn choose_mode(
+async fn choose_mode<K: ReplKind>(
     ctx: &SenderCtx,
-    db: &LocalDb,
-    info: &ReplicationInfo,
-    rinfo: &ReplicationInfo,
+    db: &LocalDb<K>,
+    info: &K::Info,
+    rinfo: &K::Info,
     local_sync: i64,
     node: &Device,
     partition: u32,
     different_region: bool,
 ) -> Result<bool, ReplError> {
     let peer = node_name(node);
-    let rpoint = rinfo.point.unwrap_or(-1);
+    let rpoint = rinfo.point().unwrap_or(-1);
     let point = rpoint.max(local_sync);
-    if point >= info.max_row {
+    let max_row = info.max_row();
+    if point >= max_row {
         ctx.stat(|s| s.no_change += 1);
-        tracing::debug!(db = %db.path.display(), %peer, point, max_row = info.max_row, "in sync (no_change)");
+        tracing::debug!(db = %db.path.display(), %peer, point, max_row, "in sync (no_change)");
         return Ok(true);
     }
-    if rinfo.hash == info.hash {
+    if rinfo.hash() == info.hash() {
         ctx.stat(|s| s.hashmatch += 1);
         tracing::debug!(db = %db.path.display(), %peer, "in sync (hashmatch)");
-        db.call(|b| {
-            b.merge_syncs(
-                &[SyncPoint::new(rinfo.id.clone(), rpoint.max(info.max_row))],
-                false,
-            )
-        })?;
+        db.call(|b| b.merge_syncs(&[SyncPoint::new(rinfo.id(), rpoint.max(max_row))], false))?;
         return Ok(true);
     }
     if wants_whole_db(
-        info,
-        rinfo,
+        max_row,
+        rinfo.max_row(),
         point,
         ctx.conf.per_diff as i64,
         ctx.conf.max_diffs as i64,
     ) {
         ctx.stat(|s| s.remote_merge += 1);
         tracing::info!(
-            db = %db.path.display(), %peer, point, max_row = info.max_row, remote_max_row = rinfo.max_row,
+            db = %db.path.display(), %peer, point, max_row, remote_max_row = rinfo.max_row(),
             "peer lacks most rows: shipping the whole DB for rsync_then_merge"
         );
-        let secs = ((info.max_row.max(0) + rinfo.max_row.max(0)) as f64 / 2000.0)
-            .max(ctx.conf.node_timeout);
+        let secs =
+            ((max_row.max(0) + rinfo.max_row().max(0)) as f64 / 2000.0).max(ctx.conf.node_timeout);
         return Ok(ship_db(
             ctx,
             db,
@@ -357,7 +350,7 @@ async fn choose_mode(
         )
         .await);
     }
-    usync(ctx, db, info, point, &rinfo.id, node, partition).await
+    usync(ctx, db, info, point, rinfo.id(), node, partition).await
 }
 
 /// The whole-DB rule. Swift ships the whole DB when the peer's high-water
@@ -367,26 +360,26 @@ async fn choose_mode(
 /// re-shipped a whole DB because of ROWID churn), and ships whole when the
 /// backlog would take more than ten capped passes.
 pub fn wants_whole_db(
-    info: &ReplicationInfo,
-    rinfo: &ReplicationInfo,
+    max_row: i64,
+    remote_max_row: i64,
     point: i64,
     per_diff: i64,
     max_diffs: i64,
 ) -> bool {
-    let backlog = info.max_row - point;
+    let backlog = max_row - point;
     if backlog <= per_diff {
         return false;
     }
-    let small_peer = (rinfo.max_row as f64) < 0.5 * info.max_row as f64;
-    (small_peer && backlog * 2 > info.max_row) || backlog > 10 * per_diff * max_diffs
+    let small_peer = (remote_max_row as f64) < 0.5 * max_row as f64;
+    (small_peer && backlog * 2 > max_row) || backlog > 10 * per_diff * max_diffs
 }
 
 /// Sends rows after `point` in `merge_items` batches, up to `max_diffs`;
 /// when done, the sync table (`merge_syncs`) and the outgoing point.
-async fn usync(
+async fn usync<K: ReplKind>(
     ctx: &SenderCtx,
-    db: &LocalDb,
-    info: &ReplicationInfo,
+    db: &LocalDb<K>,
+    info: &K::Info,
     mut point: i64,
     remote_id: &str,
     node: &Device,
@@ -409,10 +402,10 @@ async fn usync(
     let mut failed = false;
     while !items.is_empty() && diffs < ctx.conf.max_diffs {
         diffs += 1;
-        let last = items.last().and_then(|i| i.rowid).unwrap_or(point);
+        let last = items.last().and_then(|i| i.rowid()).unwrap_or(point);
         let op = ReplicateOp::MergeItems {
             items: std::mem::take(&mut items),
-            source: Some(info.id.clone()),
+            source: Some(info.id().to_string()),
         };
         // Send this batch while the next one is read from the DB.
         let client = ctx.client.clone();
@@ -475,7 +468,7 @@ async fn usync(
         record_progress(point)?;
         return Ok(false);
     }
-    let op = ReplicateOp::MergeSyncs(sync_table);
+    let op = ReplicateOp::<K::Item>::MergeSyncs(sync_table);
     match ctx
         .client
         .replicate(node, partition, &db.hash, &op, timeout)
@@ -485,7 +478,7 @@ async fn usync(
             // Every row up to max_row (as of the start) was read and
             // acknowledged: the point can be max_row even if the top rows
             // were deleted meanwhile.
-            let done = point.max(info.max_row);
+            let done = point.max(info.max_row());
             db.call(|b| b.merge_syncs(&[SyncPoint::new(remote_id, done)], false))?;
             Ok(true)
         }
@@ -506,10 +499,10 @@ async fn usync(
 /// (`complete_rsync` or `rsync_then_merge`) with the local id and DB file
 /// name. True iff everything succeeded.
 #[allow(clippy::too_many_arguments)]
-async fn ship_db(
+async fn ship_db<K: ReplKind>(
     ctx: &SenderCtx,
-    db: &LocalDb,
-    info: &ReplicationInfo,
+    db: &LocalDb<K>,
+    info: &K::Info,
     node: &Device,
     partition: u32,
     op_name: &str,
@@ -526,10 +519,14 @@ async fn ship_db(
         }
     };
     let shipped = match ctx.conf.db_transfer {
-        DbTransfer::Rsync => rsync_to(ctx, snap.path(), node, &info.id, different_region).await,
+        DbTransfer::Rsync => rsync_to(ctx, snap.path(), node, info.id(), different_region).await,
         DbTransfer::Http => {
             let big = Duration::from_secs_f64(ctx.conf.node_timeout.max(1.0) * 30.0);
-            match ctx.client.upload_db(node, &info.id, snap.path(), big).await {
+            match ctx
+                .client
+                .upload_db(node, info.id(), snap.path(), big)
+                .await
+            {
                 Ok(r) if r.is_success() => true,
                 Ok(r) => {
                     tracing::error!(%peer, "ERROR DB upload to {peer} answered {}", r.status);
@@ -552,13 +549,13 @@ async fn ship_db(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| format!("{}.db", db.hash));
     let op = if op_name == "complete_rsync" {
-        ReplicateOp::CompleteRsync {
-            tmp_name: info.id.clone(),
+        ReplicateOp::<K::Item>::CompleteRsync {
+            tmp_name: info.id().to_string(),
             db_basename: Some(basename),
         }
     } else {
         ReplicateOp::RsyncThenMerge {
-            tmp_name: info.id.clone(),
+            tmp_name: info.id().to_string(),
             db_basename: Some(basename),
         }
     };

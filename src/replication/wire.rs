@@ -6,9 +6,16 @@
 use serde_json::Value;
 
 use crate::db::shard::ShardRange;
-use crate::db::SyncPoint;
+use crate::db::{DbItem, SyncPoint};
+use crate::swift::container_row::ContainerItem;
 use crate::swift::merge::ObjectItem;
 use crate::swift::pyjson;
+
+/// A row type as it travels in `merge_items`: written as Python's
+/// `json.dumps` of `get_items_since` writes it, keys in column order.
+pub trait WireItem: DbItem {
+    fn write_json(&self, out: &mut String);
+}
 
 /// The sender's replication info as carried by a `sync` request.
 #[derive(Debug, Clone, PartialEq)]
@@ -26,12 +33,52 @@ pub struct SyncArgs {
     pub policy: Option<(String, i64, i64)>,
 }
 
-/// One REPLICATE op.
+/// The REPLICATE op names, as on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum OpName {
+    Sync,
+    MergeItems,
+    MergeSyncs,
+    CompleteRsync,
+    RsyncThenMerge,
+    GetShardRanges,
+    MergeShardRanges,
+}
+
+impl OpName {
+    pub const ALL: [OpName; 7] = [
+        OpName::Sync,
+        OpName::MergeItems,
+        OpName::MergeSyncs,
+        OpName::CompleteRsync,
+        OpName::RsyncThenMerge,
+        OpName::GetShardRanges,
+        OpName::MergeShardRanges,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OpName::Sync => "sync",
+            OpName::MergeItems => "merge_items",
+            OpName::MergeSyncs => "merge_syncs",
+            OpName::CompleteRsync => "complete_rsync",
+            OpName::RsyncThenMerge => "rsync_then_merge",
+            OpName::GetShardRanges => "get_shard_ranges",
+            OpName::MergeShardRanges => "merge_shard_ranges",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<OpName> {
+        OpName::ALL.into_iter().find(|o| o.as_str() == s)
+    }
+}
+
+/// One REPLICATE op on DBs whose rows are `I`.
 #[derive(Debug, Clone, PartialEq)]
-pub enum ReplicateOp {
+pub enum ReplicateOp<I = ObjectItem> {
     Sync(SyncArgs),
     MergeItems {
-        items: Vec<ObjectItem>,
+        items: Vec<I>,
         source: Option<String>,
     },
     MergeSyncs(Vec<SyncPoint>),
@@ -172,22 +219,27 @@ fn count(
     Ok(())
 }
 
-impl ReplicateOp {
-    /// The op's name on the wire.
-    pub fn name(&self) -> &'static str {
+impl<I: WireItem> ReplicateOp<I> {
+    /// The op's name.
+    pub fn op_name(&self) -> OpName {
         match self {
-            ReplicateOp::Sync(_) => "sync",
-            ReplicateOp::MergeItems { .. } => "merge_items",
-            ReplicateOp::MergeSyncs(_) => "merge_syncs",
-            ReplicateOp::CompleteRsync { .. } => "complete_rsync",
-            ReplicateOp::RsyncThenMerge { .. } => "rsync_then_merge",
-            ReplicateOp::GetShardRanges => "get_shard_ranges",
-            ReplicateOp::MergeShardRanges { .. } => "merge_shard_ranges",
+            ReplicateOp::Sync(_) => OpName::Sync,
+            ReplicateOp::MergeItems { .. } => OpName::MergeItems,
+            ReplicateOp::MergeSyncs(_) => OpName::MergeSyncs,
+            ReplicateOp::CompleteRsync { .. } => OpName::CompleteRsync,
+            ReplicateOp::RsyncThenMerge { .. } => OpName::RsyncThenMerge,
+            ReplicateOp::GetShardRanges => OpName::GetShardRanges,
+            ReplicateOp::MergeShardRanges { .. } => OpName::MergeShardRanges,
         }
     }
 
+    /// The op's name on the wire.
+    pub fn name(&self) -> &'static str {
+        self.op_name().as_str()
+    }
+
     /// Parses a REPLICATE body.
-    pub fn parse(body: &[u8]) -> Result<ReplicateOp, WireError> {
+    pub fn parse(body: &[u8]) -> Result<ReplicateOp<I>, WireError> {
         let v: Value = serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
         let Value::Array(mut list) = v else {
             return Err(WireError::NotAList);
@@ -238,12 +290,10 @@ impl ReplicateOp {
             "merge_items" => {
                 const OP: &str = "merge_items";
                 count(OP, args, 1, 2, "1 or 2")?;
-                let items: Vec<ObjectItem> =
-                    serde_json::from_value(first.take().unwrap_or_default()).map_err(|e| {
-                        arg_err(OP, 1, "items", format!("is not a list of rows: {e}"))
-                    })?;
+                let items: Vec<I> = serde_json::from_value(first.take().unwrap_or_default())
+                    .map_err(|e| arg_err(OP, 1, "items", format!("is not a list of rows: {e}")))?;
                 let source = opt_source(OP, args, 1)?;
-                if source.is_some() && items.last().is_some_and(|i| i.rowid.is_none()) {
+                if source.is_some() && items.last().is_some_and(|i| i.rowid().is_none()) {
                     return Err(arg_err(OP, 1, "items", "last item has no ROWID"));
                 }
                 Ok(ReplicateOp::MergeItems { items, source })
@@ -365,26 +415,40 @@ impl ReplicateOp {
 
 /// `json.dumps(["merge_items", items, source])` without building a value
 /// tree; keys in `get_items_since` order.
-fn merge_items_body(items: &[ObjectItem], source: Option<&str>) -> String {
-    use std::fmt::Write;
+fn merge_items_body<I: WireItem>(items: &[I], source: Option<&str>) -> String {
     let mut out = String::with_capacity(64 + items.len() * 192);
     out.push_str("[\"merge_items\", [");
     for (i, it) in items.iter().enumerate() {
         if i > 0 {
             out.push_str(", ");
         }
+        it.write_json(&mut out);
+    }
+    out.push_str("], ");
+    match source {
+        Some(s) => pyjson::write_str(&mut out, s),
+        None => out.push_str("null"),
+    }
+    out.push(']');
+    out
+}
+
+impl WireItem for ObjectItem {
+    fn write_json(&self, out: &mut String) {
+        use std::fmt::Write;
+        let it = self;
         out.push('{');
         if let Some(rowid) = it.rowid {
             let _ = write!(out, "\"ROWID\": {rowid}, ");
         }
         out.push_str("\"name\": ");
-        pyjson::write_str(&mut out, &it.name);
+        pyjson::write_str(out, &it.name);
         out.push_str(", \"created_at\": ");
-        pyjson::write_str(&mut out, &it.created_at);
+        pyjson::write_str(out, &it.created_at);
         let _ = write!(out, ", \"size\": {}, \"content_type\": ", it.size);
-        pyjson::write_str(&mut out, &it.content_type);
+        pyjson::write_str(out, &it.content_type);
         out.push_str(", \"etag\": ");
-        pyjson::write_str(&mut out, &it.etag);
+        pyjson::write_str(out, &it.etag);
         let _ = write!(
             out,
             ", \"deleted\": {}, \"storage_policy_index\": {}",
@@ -396,18 +460,32 @@ fn merge_items_body(items: &[ObjectItem], source: Option<&str>) -> String {
         ] {
             if let Some(v) = v {
                 let _ = write!(out, ", \"{key}\": ");
-                pyjson::write_str(&mut out, v);
+                pyjson::write_str(out, v);
             }
         }
         out.push('}');
     }
-    out.push_str("], ");
-    match source {
-        Some(s) => pyjson::write_str(&mut out, s),
-        None => out.push_str("null"),
+}
+
+impl WireItem for ContainerItem {
+    fn write_json(&self, out: &mut String) {
+        use std::fmt::Write;
+        out.push('{');
+        if let Some(rowid) = self.rowid {
+            let _ = write!(out, "\"ROWID\": {rowid}, ");
+        }
+        out.push_str("\"name\": ");
+        pyjson::write_str(out, &self.name);
+        out.push_str(", \"put_timestamp\": ");
+        pyjson::write_str(out, &self.put_timestamp);
+        out.push_str(", \"delete_timestamp\": ");
+        pyjson::write_str(out, &self.delete_timestamp);
+        let _ = write!(
+            out,
+            ", \"object_count\": {}, \"bytes_used\": {}, \"deleted\": {}, \"storage_policy_index\": {}}}",
+            self.object_count, self.bytes_used, self.deleted, self.storage_policy_index
+        );
     }
-    out.push(']');
-    out
 }
 
 #[cfg(test)]
@@ -447,7 +525,7 @@ mod tests {
             ReplicateOp::GetShardRanges,
         ];
         for op in ops {
-            assert_eq!(ReplicateOp::parse(&op.to_body()).unwrap(), op);
+            assert_eq!(ReplicateOp::<ObjectItem>::parse(&op.to_body()).unwrap(), op);
         }
     }
 
@@ -473,34 +551,45 @@ mod tests {
     #[test]
     fn refusals() {
         assert!(matches!(
-            ReplicateOp::parse(b"nope"),
+            ReplicateOp::<ObjectItem>::parse(b"nope"),
             Err(WireError::Json(_))
         ));
-        assert_eq!(ReplicateOp::parse(b"{}"), Err(WireError::NotAList));
-        assert_eq!(ReplicateOp::parse(b"[]"), Err(WireError::Empty));
-        assert_eq!(ReplicateOp::parse(b"[1]"), Err(WireError::OpNotString));
+        assert_eq!(
+            ReplicateOp::<ObjectItem>::parse(b"{}"),
+            Err(WireError::NotAList)
+        );
+        assert_eq!(
+            ReplicateOp::<ObjectItem>::parse(b"[]"),
+            Err(WireError::Empty)
+        );
+        assert_eq!(
+            ReplicateOp::<ObjectItem>::parse(b"[1]"),
+            Err(WireError::OpNotString)
+        );
         assert!(matches!(
-            ReplicateOp::parse(b"[\"__init__\"]"),
+            ReplicateOp::<ObjectItem>::parse(b"[\"__init__\"]"),
             Err(WireError::UnknownOp(_))
         ));
         assert!(matches!(
-            ReplicateOp::parse(b"[\"sync\", 1]"),
+            ReplicateOp::<ObjectItem>::parse(b"[\"sync\", 1]"),
             Err(WireError::ArgCount { .. })
         ));
         assert!(matches!(
-            ReplicateOp::parse(b"[\"sync\", \"1\", \"h\", \"i\", \"1\", \"1\", \"0\", \"\"]"),
+            ReplicateOp::<ObjectItem>::parse(
+                b"[\"sync\", \"1\", \"h\", \"i\", \"1\", \"1\", \"0\", \"\"]"
+            ),
             Err(WireError::Arg { .. })
         ));
         assert!(matches!(
-            ReplicateOp::parse(br#"["merge_items", [{"name": "x"}], "s"]"#),
+            ReplicateOp::<ObjectItem>::parse(br#"["merge_items", [{"name": "x"}], "s"]"#),
             Err(WireError::Arg { .. })
         ));
         assert!(matches!(
-            ReplicateOp::parse(br#"["merge_items", [{"name": "x", "created_at": "1", "size": 1, "content_type": "t", "etag": "e", "deleted": 0}], "s"]"#),
+            ReplicateOp::<ObjectItem>::parse(br#"["merge_items", [{"name": "x", "created_at": "1", "size": 1, "content_type": "t", "etag": "e", "deleted": 0}], "s"]"#),
             Err(WireError::Arg { .. })
         ));
         assert!(matches!(
-            ReplicateOp::parse(br#"["complete_rsync", 5]"#),
+            ReplicateOp::<ObjectItem>::parse(br#"["complete_rsync", 5]"#),
             Err(WireError::Arg { .. })
         ));
     }

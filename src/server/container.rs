@@ -22,7 +22,7 @@ use serde_json::{Map, Value};
 
 use super::{split_path, AppState};
 use crate::db::shard::ShardRange;
-use crate::db::{files, ContainerBroker, DbError, ListingParams, ReplicationInfo};
+use crate::db::{files, Container, ContainerBroker, ContainerInfo, DbError, DbKind, ListingParams};
 use crate::swift::merge::ObjectItem;
 use crate::swift::Timestamp;
 
@@ -312,12 +312,12 @@ fn locate(state: &AppState, device_path: &Path, t: &Target) -> Res<Location> {
         .hash_path_config()
         .hash_path(&t.account, Some(&t.container), None)
         .map_err(|e| internal(e.to_string()))?;
-    let dir = files::hash_dir(device_path, t.partition, &hash);
+    let dir = files::hash_dir(device_path, Container::DATADIR, t.partition, &hash);
     let found = files::db_files(&dir, &hash);
     let db_file = found
         .last()
         .cloned()
-        .unwrap_or_else(|| files::db_path(device_path, t.partition, &hash));
+        .unwrap_or_else(|| files::db_path(device_path, Container::DATADIR, t.partition, &hash));
     Ok(Location {
         files: found,
         db_file,
@@ -481,8 +481,8 @@ fn ts_of(s: &str) -> Timestamp {
 
 /// Swift's `gen_resp_headers`: backend timestamps always, counts and
 /// client timestamps only for a live container.
-fn info_headers(reply: &mut Reply, info: Option<&ReplicationInfo>, deleted: bool) {
-    let empty = ReplicationInfo::default();
+fn info_headers(reply: &mut Reply, info: Option<&ContainerInfo>, deleted: bool) {
+    let empty = ContainerInfo::default();
     let i = info.unwrap_or(&empty);
     let mut set = |k: &str, v: String| reply.push_header(k, v.as_bytes());
     set("X-Backend-Timestamp", ts_of(&i.created_at).internal());
@@ -507,12 +507,7 @@ fn info_headers(reply: &mut Reply, info: Option<&ReplicationInfo>, deleted: bool
         set("X-Container-Bytes-Used", i.bytes_used.to_string());
         set("X-Timestamp", ts_of(&i.created_at).normal());
         set("X-PUT-Timestamp", ts_of(&i.put_timestamp).normal());
-        let state = if i.db_state.is_empty() {
-            "unsharded".to_string()
-        } else {
-            i.db_state.clone()
-        };
-        set("X-Backend-Sharding-State", state);
+        set("X-Backend-Sharding-State", i.db_state.as_str().to_string());
     }
 }
 
@@ -526,8 +521,8 @@ struct AccountStats {
     storage_policy_index: i64,
 }
 
-impl From<&ReplicationInfo> for AccountStats {
-    fn from(i: &ReplicationInfo) -> Self {
+impl From<&ContainerInfo> for AccountStats {
+    fn from(i: &ContainerInfo) -> Self {
         AccountStats {
             put_timestamp: i.put_timestamp.clone(),
             delete_timestamp: i.delete_timestamp.clone(),
@@ -1049,7 +1044,7 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
         .is_some_and(|v| config_true_value(&v));
     let container = t.container.clone();
     blocking(move || {
-        let not_found_with = |info: Option<&ReplicationInfo>| {
+        let not_found_with = |info: Option<&ContainerInfo>| {
             let mut r = not_found();
             info_headers(&mut r, info, true);
             r

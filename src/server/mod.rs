@@ -25,7 +25,7 @@ use crate::replication::ReplicatorRpc;
 pub struct AppState {
     pub conf: ServerConf,
     pub swift: SwiftConf,
-    pub rpc: ReplicatorRpc,
+    pub rpc: ReplicatorRpc<crate::db::Container>,
 }
 
 impl AppState {

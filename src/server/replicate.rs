@@ -16,7 +16,7 @@ use crate::db::files::is_plain_name;
 use crate::replication::ReplicateOp;
 
 /// The content type that marks a whole-DB upload.
-pub const DB_UPLOAD_CONTENT_TYPE: &str = "application/x-sqlite3";
+pub use crate::replication::client::DB_UPLOAD_CONTENT_TYPE;
 
 pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     if !state.conf.replication_server {

@@ -75,7 +75,7 @@ impl ObjectItem {
 
 /// Accepts JSON integers, booleans and integral floats (Python stores
 /// whatever the sender gave; senders give integers).
-fn int_like<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+pub(crate) fn int_like<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     use serde::de::Error;
     match serde_json::Value::deserialize(d)? {
         serde_json::Value::Number(n) => n
@@ -89,7 +89,7 @@ fn int_like<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
     }
 }
 
-fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+pub(crate) fn string_or_null<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
     Ok(Option::<String>::deserialize(d)?.unwrap_or_default())
 }
 

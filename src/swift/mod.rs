@@ -1,7 +1,9 @@
 //! Pure Swift-compatible primitives: timestamps, path hashing, the `chexor`
-//! DB hash, the object-row merge rule, and the pending-file record format.
+//! DB hash, the object-row and container-row merge rules, and the
+//! pending-file record format.
 //! Nothing here does I/O.
 
+pub mod container_row;
 pub mod hash;
 pub mod merge;
 pub mod pending;

@@ -5,6 +5,7 @@ use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig, STAN
 use base64::engine::DecodePaddingMode;
 use base64::Engine;
 
+use super::container_row::ContainerItem;
 use super::merge::ObjectItem;
 use super::pickle::{self, PickleError, Value};
 
@@ -18,7 +19,7 @@ pub enum PendingError {
     Base64,
     #[error(transparent)]
     Pickle(#[from] PickleError),
-    #[error("pending entry is not a tuple of 6 to 9 fields")]
+    #[error("pending entry is not a tuple of the kind's fields")]
     Shape,
     #[error("pending entry field {0} has the wrong type")]
     Field(&'static str),
@@ -52,6 +53,53 @@ pub fn encode_object_record(item: &ObjectItem) -> Vec<u8> {
     out.push(b':');
     out.extend_from_slice(STANDARD.encode(pickle::dumps_tuple(&tuple)).as_bytes());
     out
+}
+
+/// Encodes one account pending record (a 7-tuple, as Swift 2.38 writes).
+pub fn encode_container_record(item: &ContainerItem) -> Vec<u8> {
+    let tuple = [
+        Value::Str(item.name.clone()),
+        Value::Str(item.put_timestamp.clone()),
+        Value::Str(item.delete_timestamp.clone()),
+        Value::Int(item.object_count),
+        Value::Int(item.bytes_used),
+        Value::Int(item.deleted),
+        Value::Int(item.storage_policy_index),
+    ];
+    let mut out = Vec::with_capacity(120);
+    out.push(b':');
+    out.extend_from_slice(STANDARD.encode(pickle::dumps_tuple(&tuple)).as_bytes());
+    out
+}
+
+/// Turns an account pending tuple (6 or 7 fields) into a container row.
+pub fn container_item_from_tuple(t: &[Value]) -> Result<ContainerItem, PendingError> {
+    if !(6..=7).contains(&t.len()) {
+        return Err(PendingError::Shape);
+    }
+    let ts = |v: &Value, field: &'static str| -> Result<String, PendingError> {
+        match v {
+            Value::Str(s) => Ok(s.clone()),
+            Value::Float(f) => Ok(python_float_repr(*f)),
+            Value::Int(i) => Ok(i.to_string()),
+            Value::None => Ok("0".into()),
+            _ => Err(PendingError::Field(field)),
+        }
+    };
+    Ok(ContainerItem {
+        rowid: None,
+        name: as_str(&t[0], "name")?,
+        put_timestamp: ts(&t[1], "put_timestamp")?,
+        delete_timestamp: ts(&t[2], "delete_timestamp")?,
+        object_count: as_int(&t[3], "object_count")?,
+        bytes_used: as_int(&t[4], "bytes_used")?,
+        deleted: as_int(&t[5], "deleted")?,
+        storage_policy_index: t
+            .get(6)
+            .map(|v| as_int(v, "storage_policy_index"))
+            .transpose()?
+            .unwrap_or(0),
+    })
 }
 
 /// Splits a pending file's contents into entries and decodes each; a bad

@@ -133,7 +133,7 @@ impl TestNode {
         let hash = hash_conf()
             .hash_path(account, Some(container), None)
             .unwrap();
-        rowsync::db::files::db_path(&self.devices.join(device), part, &hash)
+        rowsync::db::files::db_path(&self.devices.join(device), "containers", part, &hash)
     }
 
     pub fn create_db(
@@ -268,7 +268,11 @@ impl Cluster {
         )
     }
 
-    pub fn replicator(&self, i: usize, extra: &str) -> rowsync::replication::daemon::Replicator {
+    pub fn replicator(
+        &self,
+        i: usize,
+        extra: &str,
+    ) -> rowsync::replication::daemon::Replicator<rowsync::db::Container> {
         let conf =
             rowsync::config::ReplicatorConf::from_str(&self.replicator_conf(i, extra)).unwrap();
         let swift = SwiftConf::from_str(SWIFT_CONF).unwrap();
