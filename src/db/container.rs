@@ -708,7 +708,6 @@ impl ContainerBroker {
         tx.commit().map_err(|e| self.err(e))
     }
 
-    /// Direct access for read-only SQL in tests and tools.
     // ----------------------------------------------------------------------
     // Container-server helpers
 

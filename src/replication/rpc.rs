@@ -176,8 +176,10 @@ impl RpcCounters {
 /// whose file was replaced is dropped.
 #[derive(Debug)]
 pub struct BrokerCache<K: DbKind> {
-    inner: Arc<Mutex<Vec<(PathBuf, Broker<K>)>>>,
+    inner: Arc<Mutex<CachedBrokers<K>>>,
 }
+
+type CachedBrokers<K> = Vec<(PathBuf, Broker<K>)>;
 
 impl<K: DbKind> Clone for BrokerCache<K> {
     fn clone(&self) -> Self {
@@ -199,7 +201,7 @@ impl<K: DbKind> Default for BrokerCache<K> {
 const BROKER_CACHE_SIZE: usize = 32;
 
 impl<K: DbKind> BrokerCache<K> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<(PathBuf, Broker<K>)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, CachedBrokers<K>> {
         match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
