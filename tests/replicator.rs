@@ -365,7 +365,7 @@ async fn peer_failing_mid_pass_leaves_nothing_that_blocks_convergence() {
     local.merge_items(objs(0..400, 0, "t"), None).unwrap();
     remote.merge_items(objs(0..300, 0, "t"), None).unwrap();
     // Stop the peer once it has taken two batches.
-    let counters = cluster.nodes[p[1]].state.rpc.counters.clone();
+    let counters = cluster.nodes[p[1]].state.rpc.counters().clone();
     let stop = cluster.nodes[p[1]].take_shutdown().unwrap();
     let killer = tokio::spawn(async move {
         for _ in 0..5000 {

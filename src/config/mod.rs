@@ -78,6 +78,35 @@ impl ServerType {
         }
     }
 
+    /// The kind a config is for, read as Swift's paste pipeline does: the
+    /// `[app:...]` section whose `use` is `egg:swift#account` or
+    /// `egg:swift#container`. `None` when no such section exists.
+    pub fn detect(ini: &Ini) -> Option<ServerType> {
+        let names: Vec<String> = ini
+            .section_names()
+            .filter(|n| n.starts_with("app:"))
+            .map(str::to_string)
+            .collect();
+        names.iter().find_map(|n| {
+            let sec = ini.raw_section(n)?;
+            let (_, v) = sec.iter().find(|(k, _)| k == "use")?;
+            match v.trim().rsplit('#').next()? {
+                "account" => Some(ServerType::Account),
+                "container" => Some(ServerType::Container),
+                _ => None,
+            }
+        })
+    }
+
+    /// The kind of a config file: `override_kind` if given, else what the
+    /// file's `[app:...]` section says, else container.
+    pub fn of_file(path: &Path, override_kind: Option<ServerType>) -> Result<ServerType, ConfigError> {
+        if let Some(k) = override_kind {
+            return Ok(k);
+        }
+        Ok(Self::detect(&read_ini(path)?).unwrap_or(ServerType::Container))
+    }
+
     /// Swift's default `bind_port`: 6201 container, 6202 account.
     pub fn default_port(self) -> u16 {
         match self {
@@ -384,6 +413,8 @@ pub enum FallocateReserve {
 /// The server's options (`[app:container-server]` over `[DEFAULT]`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct ServerConf {
+    /// Which kind of DBs the server serves.
+    pub server_type: ServerType,
     pub devices: PathBuf,
     pub mount_check: bool,
     pub bind_ip: String,
@@ -411,8 +442,17 @@ pub const DEFAULT_MAX_BODY_SIZE: u64 = 64 << 20;
 pub const DEFAULT_MAX_DB_TRANSFER_SIZE: u64 = 64 << 30;
 
 impl ServerConf {
+    /// Reads a server config of the kind its `[app:...]` section names
+    /// (container when none does).
     pub fn from_file(path: impl AsRef<Path>) -> Result<ServerConf, ConfigError> {
-        Self::from_ini(&read_ini(path.as_ref())?, ServerType::Container)
+        let ini = read_ini(path.as_ref())?;
+        let kind = ServerType::detect(&ini).unwrap_or(ServerType::Container);
+        Self::from_ini(&ini, kind)
+    }
+
+    /// Reads a server config as the given kind.
+    pub fn from_file_as(path: impl AsRef<Path>, kind: ServerType) -> Result<ServerConf, ConfigError> {
+        Self::from_ini(&read_ini(path.as_ref())?, kind)
     }
 
     #[allow(clippy::should_implement_trait)]
@@ -423,9 +463,22 @@ impl ServerConf {
         )
     }
 
-    /// Reads `[app:<type>-server]`, which must exist.
+    /// Reads `[app:<type>-server]`, or else the `[app:...]` section whose
+    /// `use` names the kind; one must exist.
     pub fn from_ini(ini: &Ini, server: ServerType) -> Result<ServerConf, ConfigError> {
-        let name = format!("app:{}-server", server.name());
+        let mut name = format!("app:{}-server", server.name());
+        if !ini.has_section(&name) {
+            let egg = format!("egg:swift#{}", server.name());
+            let found = ini.section_names().find(|n| {
+                n.starts_with("app:")
+                    && ini.raw_section(n).is_some_and(|s| {
+                        s.iter().any(|(k, v)| k == "use" && v.trim() == egg)
+                    })
+            });
+            if let Some(found) = found {
+                name = found.to_string();
+            }
+        }
         let sec = ini
             .paste_section(&name)
             .ok_or(ConfigError::MissingSection(name))?;
@@ -446,6 +499,7 @@ impl ServerConf {
             })?,
         };
         Ok(ServerConf {
+            server_type: server,
             devices: r.string("devices", "/srv/node").into(),
             mount_check: r.boolean("mount_check", true)?,
             bind_ip: r.string("bind_ip", "0.0.0.0"),
@@ -526,8 +580,20 @@ pub struct ReplicatorConf {
 }
 
 impl ReplicatorConf {
+    /// Reads `[<kind>-replicator]` of a config of the kind its `[app:...]`
+    /// section names (container when none does).
     pub fn from_file(path: impl AsRef<Path>) -> Result<ReplicatorConf, ConfigError> {
-        Self::from_ini(&read_ini(path.as_ref())?, ServerType::Container)
+        let ini = read_ini(path.as_ref())?;
+        let kind = ServerType::detect(&ini).unwrap_or(ServerType::Container);
+        Self::from_ini(&ini, kind)
+    }
+
+    /// Reads `[<kind>-replicator]` of a config as the given kind.
+    pub fn from_file_as(
+        path: impl AsRef<Path>,
+        kind: ServerType,
+    ) -> Result<ReplicatorConf, ConfigError> {
+        Self::from_ini(&read_ini(path.as_ref())?, kind)
     }
 
     #[allow(clippy::should_implement_trait)]

@@ -1,5 +1,7 @@
-//! Container DB replication: the REPLICATE wire format, the receiving side
-//! (ops against a local DB), and the storage-policy rule both sides use.
+//! DB replication, written once for every kind of DB (generic over
+//! [`crate::db::DbKind`]): the REPLICATE wire format, the receiving side
+//! (ops against a local DB), the sender, the daemon, and the
+//! storage-policy rule both sides use.
 
 pub mod client;
 pub mod daemon;
@@ -14,5 +16,5 @@ pub mod transfer;
 pub mod walk;
 pub mod wire;
 
-pub use rpc::{ReplicatorRpc, RpcResponse};
+pub use rpc::{KindRpc, ReplKind, ReplicatorRpc, RpcResponse};
 pub use wire::{ReplicateOp, SyncArgs, WireError};

@@ -36,6 +36,54 @@ use crate::swift::{pyjson, HashPathConfig, Timestamp};
 pub trait ReplKind: DbKind<Item: WireItem> {}
 impl<K: DbKind<Item: WireItem>> ReplKind for K {}
 
+/// The REPLICATE receiver of a server's kind of DB.
+#[derive(Debug, Clone)]
+pub enum KindRpc {
+    Container(ReplicatorRpc<crate::db::Container>),
+    Account(ReplicatorRpc<crate::db::Account>),
+}
+
+impl KindRpc {
+    pub fn new(
+        kind: crate::config::ServerType,
+        devices: impl Into<PathBuf>,
+        mount_check: bool,
+        hash_conf: HashPathConfig,
+    ) -> Self {
+        match kind {
+            crate::config::ServerType::Container => {
+                KindRpc::Container(ReplicatorRpc::new(devices, mount_check, hash_conf))
+            }
+            crate::config::ServerType::Account => {
+                KindRpc::Account(ReplicatorRpc::new(devices, mount_check, hash_conf))
+            }
+        }
+    }
+
+    pub fn counters(&self) -> &Arc<RpcCounters> {
+        match self {
+            KindRpc::Container(r) => &r.counters,
+            KindRpc::Account(r) => &r.counters,
+        }
+    }
+
+    /// Parses a REPLICATE body for this kind and runs the op. The op's
+    /// name (when the body parsed) comes back for logging; a body that does
+    /// not parse answers 400 and touches nothing.
+    pub fn handle(
+        &self,
+        device: &str,
+        partition: &str,
+        hash: &str,
+        body: &[u8],
+    ) -> (Option<OpName>, RpcResponse) {
+        match self {
+            KindRpc::Container(r) => r.handle(device, partition, hash, body),
+            KindRpc::Account(r) => r.handle(device, partition, hash, body),
+        }
+    }
+}
+
 /// A REPLICATE answer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RpcResponse {
@@ -299,6 +347,23 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             locks: DbLocks::default(),
             counters: Arc::new(RpcCounters::default()),
             brokers: BrokerCache::default(),
+        }
+    }
+
+    /// Parses a body and runs the op (see [`KindRpc::handle`]).
+    pub fn handle(
+        &self,
+        device: &str,
+        partition: &str,
+        hash: &str,
+        body: &[u8],
+    ) -> (Option<OpName>, RpcResponse) {
+        match ReplicateOp::<K::Item>::parse(body) {
+            Ok(op) => {
+                let name = op.op_name();
+                (Some(name), self.dispatch(device, partition, hash, op))
+            }
+            Err(e) => (None, RpcResponse::text(400, e.to_string())),
         }
     }
 

@@ -1,9 +1,11 @@
-//! The HTTP server: Swift's container-server API and REPLICATE on one port
-//! (tokio + axum). Requests are routed by hand, as Swift does
-//! (`/<device>/<partition>/<account>/<container>[/<object>]`,
+//! The HTTP server: Swift's container-server or account-server API (by the
+//! config's kind) and REPLICATE on one port (tokio + axum). Requests are
+//! routed by hand, as Swift does
+//! (`/<device>/<partition>/<account>[/<container>[/<object>]]`,
 //! `REPLICATE /<device>/<partition>/<hash>`); SQLite work runs on blocking
 //! threads.
 
+pub mod account;
 pub mod container;
 pub mod replicate;
 
@@ -17,20 +19,21 @@ use axum::http::{HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Router;
 
-use crate::config::{FallocateReserve, ServerConf, SwiftConf};
-use crate::replication::ReplicatorRpc;
+use crate::config::{FallocateReserve, ServerConf, ServerType, SwiftConf};
+use crate::replication::KindRpc;
 
 /// Everything a request handler needs.
 #[derive(Debug)]
 pub struct AppState {
     pub conf: ServerConf,
     pub swift: SwiftConf,
-    pub rpc: ReplicatorRpc<crate::db::Container>,
+    pub rpc: KindRpc,
 }
 
 impl AppState {
     pub fn new(conf: ServerConf, swift: SwiftConf) -> Self {
-        let rpc = ReplicatorRpc::new(
+        let rpc = KindRpc::new(
+            conf.server_type,
             conf.devices.clone(),
             conf.mount_check,
             swift.hash_path_config(),
@@ -134,7 +137,10 @@ async fn route(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let path = req.uri().path().to_string();
     let resp = match method.as_str() {
         "REPLICATE" => replicate::handle(state.clone(), req).await,
-        _ => container::handle(state.clone(), req).await,
+        _ => match state.conf.server_type {
+            ServerType::Container => container::handle(state.clone(), req).await,
+            ServerType::Account => account::handle(state.clone(), req).await,
+        },
     };
     if state.conf.log_requests {
         tracing::info!(%method, %path, status = resp.status().as_u16(), "request");

@@ -13,7 +13,6 @@ use tokio::io::AsyncWriteExt;
 
 use super::{split_path, status, text, AppState};
 use crate::db::files::is_plain_name;
-use crate::replication::ReplicateOp;
 
 /// The content type that marks a whole-DB upload.
 pub use crate::replication::client::DB_UPLOAD_CONTENT_TYPE;
@@ -58,33 +57,31 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
             );
         }
     }
-    let body = match axum::body::to_bytes(req.into_body(), limit).await {
-        Ok(b) => b,
-        Err(e) => {
-            let too_big = std::error::Error::source(&e)
-                .is_some_and(|s| s.to_string().contains("length limit"))
-                || e.to_string().contains("length limit");
-            return if too_big {
-                text(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    format!("body over {limit} bytes"),
-                )
-            } else {
-                text(StatusCode::BAD_REQUEST, format!("cannot read body: {e}"))
-            };
+    // Read up to the limit; a body over it answers 413 (a chunked body
+    // gives no Content-Length to check first).
+    let mut body = bytes::BytesMut::new();
+    let mut stream = req.into_body().into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = match chunk {
+            Ok(c) => c,
+            Err(e) => return text(StatusCode::BAD_REQUEST, format!("cannot read body: {e}")),
+        };
+        if body.len() + chunk.len() > limit {
+            return text(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                format!("body over {limit} bytes"),
+            );
         }
-    };
-    let op = match ReplicateOp::parse(&body) {
-        Ok(op) => op,
-        Err(e) => return text(StatusCode::BAD_REQUEST, e.to_string()),
-    };
-    let op_name = op.name();
+        body.extend_from_slice(&chunk);
+    }
     let st = state.clone();
     let started = std::time::Instant::now();
     let res =
-        tokio::task::spawn_blocking(move || st.rpc.dispatch(&device, &partition, &name, op)).await;
+        tokio::task::spawn_blocking(move || st.rpc.handle(&device, &partition, &name, &body))
+            .await;
     match res {
-        Ok(r) => {
+        Ok((op, r)) => {
+            let op_name = op.map_or("(unparsed)", |o| o.as_str());
             tracing::debug!(
                 op = op_name,
                 status = r.status,
@@ -101,7 +98,7 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
         }
         Err(e) => text(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("REPLICATE {op_name} failed: {e}"),
+            format!("REPLICATE failed: {e}"),
         ),
     }
 }

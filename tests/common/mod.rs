@@ -98,7 +98,7 @@ impl TestNode {
     pub fn items_received(&self) -> u64 {
         self.state
             .rpc
-            .counters
+            .counters()
             .items_received
             .load(std::sync::atomic::Ordering::Relaxed)
     }
@@ -107,7 +107,7 @@ impl TestNode {
     pub fn ops(&self, name: &str) -> u64 {
         self.state
             .rpc
-            .counters
+            .counters()
             .snapshot()
             .into_iter()
             .find(|(n, _)| *n == name)
