@@ -79,6 +79,15 @@ pub fn print_stdout(text: &str) -> anyhow::Result<()> {
     }
 }
 
+/// `--kind container|account`.
+pub fn parse_kind(s: &str) -> Result<crate::config::ServerType, String> {
+    match s {
+        "container" => Ok(crate::config::ServerType::Container),
+        "account" => Ok(crate::config::ServerType::Account),
+        other => Err(format!("{other:?} is not a kind: container or account")),
+    }
+}
+
 /// Logs to stderr; `RUST_LOG` overrides the config's level.
 pub fn init_logging(level: &str) {
     let level = match level.to_ascii_lowercase().as_str() {

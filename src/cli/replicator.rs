@@ -1,4 +1,5 @@
-//! `rowsync replicator`: the container replicator daemon.
+//! `rowsync replicator`: the container or account replicator daemon (the
+//! config's kind).
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -6,30 +7,38 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use crate::config::{ReplicatorConf, SwiftConf};
+use crate::config::{ReplicatorConf, ServerType, SwiftConf};
+use crate::db::{Account, Container};
 use crate::replication::daemon::{PassFilter, Replicator};
+use crate::replication::ReplKind;
 use crate::ring::RingHandle;
 
 /// The long `--help` text (set on the subcommand in `cli/mod.rs`).
 pub const LONG_ABOUT: &str =
-    "Run the container replicator: every `interval` seconds, a pass over the\n\
-                  container DBs on this node's devices (the ring's devices on bind_ip and\n\
-                  bind_port) that brings each DB's other replicas up to date: rows are sent\n\
-                  in merge_items batches after each peer's sync point, or the whole DB is\n\
-                  shipped (rsync, or HTTP with db_transfer = http) to a peer that lacks it.\n\
-                  Reads [DEFAULT] and [container-replicator] of container-server.conf and the\n\
-                  ring <swift_dir>/container.ring.gz. Each pass ends with Swift's stats lines\n\
-                  in the log (stderr) and the recon cache <recon_cache_path>/container.recon.\n\
-                  --once runs a single pass and exits.";
+    "Run the container or account replicator (the kind the config's [app:...]\n\
+                  section names, `use = egg:swift#container|account`; --kind overrides):\n\
+                  every `interval` seconds, a pass over that kind's DBs on this node's\n\
+                  devices (the ring's devices on bind_ip and bind_port) that brings each DB's\n\
+                  other replicas up to date: rows are sent in merge_items batches after each\n\
+                  peer's sync point, or the whole DB is shipped (rsync, or HTTP with\n\
+                  db_transfer = http) to a peer that lacks it. Reads [DEFAULT] and\n\
+                  [<kind>-replicator] of the config and the ring <swift_dir>/<kind>.ring.gz.\n\
+                  Each pass ends with Swift's stats lines in the log (stderr) and the recon\n\
+                  cache <recon_cache_path>/<kind>.recon. --once runs a single pass and exits.";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     rowsync replicator --config /etc/swift/container-server.conf\n  \
+    rowsync replicator --config /etc/swift/account-server.conf --once\n  \
     rowsync replicator --config /etc/swift/container-server.conf --once --devices sdb1 --partitions 12,40")]
 pub struct ReplicatorArgs {
-    /// container-server.conf ([DEFAULT] and [container-replicator]).
+    /// container-server.conf or account-server.conf ([DEFAULT] and
+    /// [<kind>-replicator]).
     #[arg(long, short = 'c')]
     pub config: PathBuf,
+    /// The kind of DBs to replicate (default: the config's [app:...] kind).
+    #[arg(long, value_parser = super::parse_kind)]
+    pub kind: Option<ServerType>,
     /// swift.conf (default: <swift_dir>/swift.conf).
     #[arg(long)]
     pub swift_conf: Option<PathBuf>,
@@ -45,7 +54,16 @@ pub struct ReplicatorArgs {
 }
 
 pub fn run(args: ReplicatorArgs) -> anyhow::Result<()> {
-    let conf = ReplicatorConf::from_file(&args.config)
+    let kind = ServerType::of_file(&args.config, args.kind)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    match kind {
+        ServerType::Container => run_kind::<Container>(args, kind),
+        ServerType::Account => run_kind::<Account>(args, kind),
+    }
+}
+
+fn run_kind<K: ReplKind>(args: ReplicatorArgs, kind: ServerType) -> anyhow::Result<()> {
+    let conf = ReplicatorConf::from_file_as(&args.config, kind)
         .with_context(|| format!("reading {}", args.config.display()))?;
     super::init_logging(&conf.log_level);
     for w in &conf.warnings {
@@ -69,7 +87,7 @@ pub fn run(args: ReplicatorArgs) -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("starting the async runtime")?;
-    let replicator = Replicator::<crate::db::Container>::new(conf, &swift, ring);
+    let replicator = Replicator::<K>::new(conf, &swift, ring);
     rt.block_on(async move {
         if args.once {
             tokio::select! {

@@ -100,7 +100,10 @@ impl ServerType {
 
     /// The kind of a config file: `override_kind` if given, else what the
     /// file's `[app:...]` section says, else container.
-    pub fn of_file(path: &Path, override_kind: Option<ServerType>) -> Result<ServerType, ConfigError> {
+    pub fn of_file(
+        path: &Path,
+        override_kind: Option<ServerType>,
+    ) -> Result<ServerType, ConfigError> {
         if let Some(k) = override_kind {
             return Ok(k);
         }
@@ -451,7 +454,10 @@ impl ServerConf {
     }
 
     /// Reads a server config as the given kind.
-    pub fn from_file_as(path: impl AsRef<Path>, kind: ServerType) -> Result<ServerConf, ConfigError> {
+    pub fn from_file_as(
+        path: impl AsRef<Path>,
+        kind: ServerType,
+    ) -> Result<ServerConf, ConfigError> {
         Self::from_ini(&read_ini(path.as_ref())?, kind)
     }
 
@@ -471,9 +477,9 @@ impl ServerConf {
             let egg = format!("egg:swift#{}", server.name());
             let found = ini.section_names().find(|n| {
                 n.starts_with("app:")
-                    && ini.raw_section(n).is_some_and(|s| {
-                        s.iter().any(|(k, v)| k == "use" && v.trim() == egg)
-                    })
+                    && ini
+                        .raw_section(n)
+                        .is_some_and(|s| s.iter().any(|(k, v)| k == "use" && v.trim() == egg))
             });
             if let Some(found) = found {
                 name = found.to_string();

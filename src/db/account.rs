@@ -113,8 +113,8 @@ impl AccountBroker {
             conn.execute_batch(schema::ACCOUNT_STAT_TABLE)?;
             conn.execute(
                 "INSERT INTO account_stat (account, created_at, id, put_timestamp,
-                     status_changed_at)
-                 VALUES (?, ?, ?, ?, ?)",
+                     status_changed_at, container_count)
+                 VALUES (?, ?, ?, ?, ?, 0)",
                 params![account, Timestamp::now().internal(), db_id, put_ts, put_ts],
             )?;
             conn.execute_batch(schema::ACCOUNT_POLICY_STAT_TABLE)?;
@@ -145,9 +145,13 @@ impl AccountBroker {
         self.put_item(&item)
     }
 
-    /// Was the account deleted (`status = 'DELETED'`)? (commits pending)
+    /// Swift's `is_status_deleted()`: status `DELETED`, or a delete
+    /// timestamp above the put timestamp (compared as text, as Swift does).
+    /// Drives the account server's `X-Account-Status: Deleted`; no pending
+    /// commit.
     pub fn is_status_deleted(&self) -> Result<bool> {
-        Ok(self.get_info()?.status == "DELETED")
+        let info = self.read_stat()?;
+        Ok(info.status == "DELETED" || info.delete_timestamp > info.put_timestamp)
     }
 
     /// No live containers (commits pending first).

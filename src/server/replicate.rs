@@ -77,8 +77,7 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     let st = state.clone();
     let started = std::time::Instant::now();
     let res =
-        tokio::task::spawn_blocking(move || st.rpc.handle(&device, &partition, &name, &body))
-            .await;
+        tokio::task::spawn_blocking(move || st.rpc.handle(&device, &partition, &name, &body)).await;
     match res {
         Ok((op, r)) => {
             let op_name = op.map_or("(unparsed)", |o| o.as_str());
