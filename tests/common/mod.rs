@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rowsync::config::{ServerConf, SwiftConf};
+use rowsync::config::{ServerConf, ServerType, SwiftConf};
 use rowsync::db::ContainerBroker;
 use rowsync::server::{self, AppState};
 use rowsync::swift::merge::ObjectItem;
@@ -25,6 +25,7 @@ pub struct TestNode {
     pub devices: PathBuf,
     pub addr: SocketAddr,
     pub state: Arc<AppState>,
+    pub kind: ServerType,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     handle: Option<tokio::task::JoinHandle<()>>,
 }
@@ -36,28 +37,36 @@ impl TestNode {
 
     /// `extra` is appended to `[app:container-server]`.
     pub async fn start_with(devices: &[&str], extra: &str) -> TestNode {
+        Self::start_kind(devices, ServerType::Container, extra).await
+    }
+
+    /// A server of `kind`; `extra` is appended to its `[app:<kind>-server]`.
+    pub async fn start_kind(devices: &[&str], kind: ServerType, extra: &str) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         for d in devices {
             std::fs::create_dir_all(dir.path().join("srv").join(d)).unwrap();
         }
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        Self::serve_on(dir, listener, extra)
+        Self::serve_on(dir, listener, kind, extra)
     }
 
     fn serve_on(
         dir: tempfile::TempDir,
         listener: tokio::net::TcpListener,
+        kind: ServerType,
         extra: &str,
     ) -> TestNode {
         let devroot = dir.path().join("srv");
         let addr = listener.local_addr().unwrap();
-        let conf = ServerConf::from_str(&format!(
+        let name = kind.name();
+        let text = format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
-             [app:container-server]\nlog_requests = false\n{extra}\n",
+             [app:{name}-server]\nuse = egg:swift#{name}\nlog_requests = false\n{extra}\n",
             devroot.display(),
             addr.port()
-        ))
-        .unwrap();
+        );
+        let ini = rowsync::config::ini::Ini::parse(&text, "server.conf").unwrap();
+        let conf = ServerConf::from_ini(&ini, kind).unwrap();
         let swift = SwiftConf::from_str(SWIFT_CONF).unwrap();
         let state = Arc::new(AppState::new(conf, swift));
         let served = state.clone();
@@ -73,6 +82,7 @@ impl TestNode {
             devices: devroot,
             addr,
             state,
+            kind,
             shutdown: Some(tx),
             handle: Some(handle),
         }
@@ -84,7 +94,7 @@ impl TestNode {
         self.stop().await;
         let listener = bind_again(self.addr.port()).await;
         let dir = std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap());
-        let fresh = Self::serve_on(dir, listener, "");
+        let fresh = Self::serve_on(dir, listener, self.kind, "");
         let old = std::mem::replace(self, fresh);
         drop(old);
     }
@@ -218,13 +228,24 @@ pub struct Cluster {
     pub nodes: Vec<TestNode>,
     pub swift_dir: tempfile::TempDir,
     pub ring: rowsync::ring::Ring,
+    pub kind: ServerType,
 }
 
 impl Cluster {
     pub async fn start(n: usize, replicas: usize, part_power: u32) -> Cluster {
+        Self::start_kind(n, replicas, part_power, ServerType::Container).await
+    }
+
+    /// `n` servers of `kind`, one device each, and that kind's ring.
+    pub async fn start_kind(
+        n: usize,
+        replicas: usize,
+        part_power: u32,
+        kind: ServerType,
+    ) -> Cluster {
         let mut nodes = Vec::new();
         for i in 0..n {
-            nodes.push(TestNode::start(&[&format!("sd{i}")]).await);
+            nodes.push(TestNode::start_kind(&[&format!("sd{i}")], kind, "").await);
         }
         let devs: Vec<rowsync::ring::Device> = nodes
             .iter()
@@ -240,25 +261,28 @@ impl Cluster {
             .collect();
         let ring = rowsync::ring::build_ring(devs, replicas, part_power).unwrap();
         let swift_dir = tempfile::tempdir().unwrap();
-        rowsync::ring::write_v1(&ring, swift_dir.path().join("container.ring.gz")).unwrap();
+        let ring_file = format!("{}.ring.gz", kind.name());
+        rowsync::ring::write_v1(&ring, swift_dir.path().join(ring_file)).unwrap();
         std::fs::write(swift_dir.path().join("swift.conf"), SWIFT_CONF).unwrap();
         Cluster {
             nodes,
             swift_dir,
             ring,
+            kind,
         }
     }
 
     /// The replicator config text for node `i` (`extra` goes into
-    /// `[container-replicator]`).
+    /// `[<kind>-replicator]`).
     pub fn replicator_conf(&self, i: usize, extra: &str) -> String {
         format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
-             swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\n{}\
+             swift_dir = {}\n[{}-replicator]\nrecon_cache_path = {}\n{}\
              databases_per_second = 0\nnode_timeout = 10\n{extra}\n",
             self.nodes[i].devices.display(),
             self.nodes[i].addr.port(),
             self.swift_dir.path().display(),
+            self.kind.name(),
             self.nodes[i].dir.path().display(),
             if extra.contains("db_transfer") {
                 ""
@@ -273,11 +297,22 @@ impl Cluster {
         i: usize,
         extra: &str,
     ) -> rowsync::replication::daemon::Replicator<rowsync::db::Container> {
-        let conf =
-            rowsync::config::ReplicatorConf::from_str(&self.replicator_conf(i, extra)).unwrap();
+        self.replicator_of(i, extra)
+    }
+
+    /// The replicator of node `i` for DBs of kind `K` (the cluster's kind).
+    pub fn replicator_of<K: rowsync::replication::ReplKind>(
+        &self,
+        i: usize,
+        extra: &str,
+    ) -> rowsync::replication::daemon::Replicator<K> {
+        let ini =
+            rowsync::config::ini::Ini::parse(&self.replicator_conf(i, extra), "replicator.conf")
+                .unwrap();
+        let conf = rowsync::config::ReplicatorConf::from_ini(&ini, self.kind).unwrap();
         let swift = SwiftConf::from_str(SWIFT_CONF).unwrap();
-        let ring = rowsync::ring::RingHandle::open(self.swift_dir.path().join("container.ring.gz"))
-            .unwrap();
+        let ring_file = format!("{}.ring.gz", self.kind.name());
+        let ring = rowsync::ring::RingHandle::open(self.swift_dir.path().join(ring_file)).unwrap();
         rowsync::replication::daemon::Replicator::new(conf, &swift, ring)
     }
 
