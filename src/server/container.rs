@@ -12,7 +12,6 @@ mod request;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::Request;
@@ -570,18 +569,7 @@ async fn account_update(
     if partition.is_empty() {
         return None;
     }
-    let secs = |f: f64| Duration::try_from_secs_f64(f).unwrap_or(Duration::from_secs(3));
-    let client = match reqwest::Client::builder()
-        .connect_timeout(secs(state.conf.conn_timeout))
-        .timeout(secs(state.conf.node_timeout))
-        .build()
-    {
-        Ok(c) => c,
-        Err(e) => {
-            tracing::error!("ERROR account update: cannot build an HTTP client: {e}");
-            return None;
-        }
-    };
+    let client = &state.http;
     let host_hdr = header_latin1(headers, "host").unwrap_or_default();
     let referer = format!("{} http://{host_hdr}{}", parts.method, parts.uri);
     let trans_id = header_latin1(headers, "x-trans-id").unwrap_or_else(|| "-".into());

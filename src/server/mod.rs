@@ -12,6 +12,7 @@ pub mod replicate;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -28,6 +29,9 @@ pub struct AppState {
     pub conf: ServerConf,
     pub swift: SwiftConf,
     pub rpc: KindRpc,
+    /// One pooled HTTP client for the server's own outbound calls (a
+    /// container server's account updates), with the config's timeouts.
+    pub http: reqwest::Client,
 }
 
 impl AppState {
@@ -38,7 +42,19 @@ impl AppState {
             conf.mount_check,
             swift.hash_path_config(),
         );
-        AppState { conf, swift, rpc }
+        let secs = |f: f64| Duration::try_from_secs_f64(f).unwrap_or(Duration::from_secs(3));
+        let http = reqwest::Client::builder()
+            .connect_timeout(secs(conf.conn_timeout))
+            .timeout(secs(conf.node_timeout))
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build()
+            .unwrap_or_default();
+        AppState {
+            conf,
+            swift,
+            rpc,
+            http,
+        }
     }
 
     /// The device's path if it passes Swift's `check_drive`.
