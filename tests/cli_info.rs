@@ -273,27 +273,75 @@ fn ring_and_swift_conf_give_partition_and_primaries() {
 }
 
 #[test]
-fn non_db_files_fail_clearly() {
+fn account_db_info_has_swifts_replication_info() {
     let d = dbs_json();
+    let dir = fixture_copy();
+    let acct = dir
+        .path()
+        .join(d["account_db"]["db_path"].as_str().unwrap());
+    let v = info_json(&["info", acct.to_str().unwrap(), "--json"]);
+    let swift = d["account_db"]["replication_info"].as_object().unwrap();
+    for (k, want) in swift {
+        if k == "metadata" {
+            // Swift's raw column "" is shown parsed: no items.
+            assert_eq!(v[k], serde_json::json!({}), "{k}");
+            continue;
+        }
+        assert_eq!(&v[k], want, "{k}");
+    }
+    assert_eq!(v["db_type"], "account");
+    assert_eq!(v["status"], "active");
+    assert_eq!(v["rows"], 30);
+    assert_eq!(v["policy_stats"][0]["container_count"], 30);
+    assert_eq!(v["partition"], 5);
+    let out = rowsync(&["info", acct.to_str().unwrap()]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    for line in [
+        "Path: /AUTH_fixture",
+        "  Account: AUTH_fixture",
+        "  Deleted: False",
+        "  Account Hash: 30568ee9a7dea8e4aafb5ebcc7d698d2",
+        "  Container Count: 30",
+        "  Object Count: 435",
+        "  Bytes Used: 43500",
+        "  Chexor: 3656fd35ca8d318648802f6ded441fa8",
+        "  UUID: 060df505-b4ef-4b05-8c87-328ab28ae39f-sdb1",
+        "  No user metadata found in db file",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "missing {line:?} in\n{text}"
+        );
+    }
+}
+
+#[test]
+fn non_db_files_fail_clearly() {
     let dir = fixture_copy();
     let text_file = dir.path().join("notes.db");
     std::fs::write(&text_file, "this is not SQLite\n".repeat(100)).unwrap();
     let out = rowsync(&["info", text_file.to_str().unwrap()]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("is not a readable container DB"), "{err}");
+    assert!(err.contains("is not a readable DB"), "{err}");
     assert!(out.stdout.is_empty());
 
-    // An account DB is refused before its pending file is touched.
-    let acct = dir
-        .path()
-        .join(d["account_db"]["db_path"].as_str().unwrap());
-    let pending = acct.with_extension("db.pending");
-    std::fs::write(&pending, b":not-really-a-record").unwrap();
-    let out = rowsync(&["info", acct.to_str().unwrap(), "--json"]);
+    // A SQLite file of neither kind is refused without being written.
+    let other = dir.path().join("other.db");
+    {
+        let c = rusqlite::Connection::open(&other).unwrap();
+        c.execute_batch("CREATE TABLE t (x)").unwrap();
+    }
+    let before = std::fs::read(&other).unwrap();
+    let out = rowsync(&["info", other.to_str().unwrap()]);
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("container_stat"));
-    assert_eq!(std::fs::read(&pending).unwrap(), b":not-really-a-record");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a readable container or account DB"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(&other).unwrap(), before);
 
     let out = rowsync(&["info", dir.path().join("nope.db").to_str().unwrap()]);
     assert!(!out.status.success());

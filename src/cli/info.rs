@@ -1,4 +1,4 @@
-//! `rowsync info`: show everything about one container DB file.
+//! `rowsync info`: show everything about one container or account DB file.
 
 use std::path::PathBuf;
 
@@ -6,13 +6,15 @@ use anyhow::Context;
 use clap::Args;
 
 use crate::config::SwiftConf;
-use crate::inspect::info::{DbReport, InfoContext};
+use crate::inspect::info::{AnyReport, InfoContext};
 
 /// The long `--help` text (set on the subcommand in `cli/mod.rs`).
-pub const LONG_ABOUT: &str = "Show everything about one container DB file, like swift-container-info:\n\
-                  account, container, partition and hash, timestamps (stored and ISO 8601\n\
-                  UTC), deleted or not, object count and bytes, storage policy, metadata,\n\
-                  DB id, max_row, and the incoming and outgoing sync tables.\n\n\
+pub const LONG_ABOUT: &str = "Show everything about one container or account DB file (the kind is read\n\
+                  from the file), like swift-container-info / swift-account-info: account,\n\
+                  container, partition and hash, timestamps (stored and ISO 8601 UTC),\n\
+                  deleted or not, object count and bytes (accounts: container count and\n\
+                  per-policy stats), storage policy, metadata, DB id, max_row, and the\n\
+                  incoming and outgoing sync tables.\n\n\
                   Sync points count ROWIDs of different DBs:\n  \
                   incoming  (peer id, point): this DB holds that peer's rows up to the\n            \
                   peer's ROWID `point` (the peer's numbering: compare it with the\n            \
@@ -27,7 +29,10 @@ pub const LONG_ABOUT: &str = "Show everything about one container DB file, like 
                   container, hash, id, max_row, count, bytes_used, put_timestamp,\n\
                   delete_timestamp, created_at, status_changed_at, storage_policy_index,\n\
                   metadata as an object, incoming_sync, outgoing_sync) plus partition,\n\
-                  db_state, status (\"active\" or \"deleted\"), rows, tombstones and more.";
+                  db_state, status (\"active\" or \"deleted\"), rows, tombstones and more.\n\
+                  For an account DB, the keys of Swift's account get_replication_info()\n\
+                  (count = container count, object_count, bytes_used, ...), db_type\n\
+                  \"account\" and policy_stats.";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -35,12 +40,12 @@ pub const LONG_ABOUT: &str = "Show everything about one container DB file, like 
                   rowsync info DB_FILE --json | jq .outgoing_sync\n  \
                   rowsync info DB_FILE --ring /etc/swift/container.ring.gz --swift-conf /etc/swift/swift.conf")]
 pub struct InfoArgs {
-    /// The container DB file (<hash>.db).
+    /// The container or account DB file (<hash>.db).
     pub db_file: PathBuf,
     /// Print one JSON object instead of text.
     #[arg(long)]
     pub json: bool,
-    /// Container ring: compute the partition and list its primary nodes.
+    /// The DB kind's ring: compute the partition and list its primary nodes.
     #[arg(long)]
     pub ring: Option<PathBuf>,
     /// swift.conf: hash the container's path (checks the DB is where Swift
@@ -62,7 +67,7 @@ pub fn run(args: InfoArgs) -> anyhow::Result<()> {
         }
         None => None,
     };
-    let report = DbReport::read(
+    let report = AnyReport::read(
         &args.db_file,
         InfoContext {
             ring: ring.as_ref(),

@@ -862,6 +862,20 @@ impl<K: DbKind> Broker<K> {
         &self.conn
     }
 
+    /// Rows in the row table, and how many of them are tombstones.
+    pub fn row_counts(&self) -> Result<(i64, i64)> {
+        self.conn
+            .query_row(
+                &format!(
+                    "SELECT count(*), coalesce(sum(deleted = 1), 0) FROM {}",
+                    K::ITEM_TABLE
+                ),
+                [],
+                |r| Ok((col_int(r, 0)?, col_int(r, 1)?)),
+            )
+            .map_err(|e| self.err(e))
+    }
+
     /// Holds SQLite's write lock (`BEGIN IMMEDIATE`) until the guard is
     /// dropped; nothing is written through it (it rolls back).
     pub fn write_lock(&self) -> Result<Tx<'_>> {

@@ -10,6 +10,7 @@
 //! - [`container`]: the container kind: object rows, listings, policy,
 //!   shard ranges.
 //! - [`account`]: the account kind: container rows, listings, policy stats.
+//! - [`snapshot`]: consistent copies of a live DB for whole-DB transfers.
 //! - [`files`]: DB file names and locations (`<hash>[_<epoch>].db`),
 //!   quarantine.
 
@@ -22,6 +23,7 @@ pub mod kind;
 pub mod lock;
 pub mod schema;
 pub mod shard;
+pub mod snapshot;
 
 use std::path::{Path, PathBuf};
 
@@ -152,3 +154,33 @@ impl DbError {
 }
 
 pub type Result<T> = std::result::Result<T, DbError>;
+
+/// Which kind of Swift DB a file is, by its stat table: `Some("account")`,
+/// `Some("container")`, or `None` for a readable SQLite file of neither
+/// kind. Opens the file read-only and writes nothing.
+pub fn kind_of_file(path: &Path) -> Result<Option<&'static str>> {
+    if !path.is_file() {
+        return Err(DbError::NotFound(path.to_path_buf()));
+    }
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| DbError::sqlite(path, e))?;
+    let has = |name: &str| -> Result<bool> {
+        conn.query_row(
+            "SELECT count(*) FROM sqlite_master WHERE name = ?",
+            [name],
+            |r| r.get::<_, i64>(0),
+        )
+        .map(|n| n > 0)
+        .map_err(|e| DbError::sqlite(path, e))
+    };
+    Ok(if has("account_stat")? {
+        Some(Account::NAME)
+    } else if has("container_stat")? {
+        Some(Container::NAME)
+    } else {
+        None
+    })
+}

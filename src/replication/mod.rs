@@ -12,7 +12,6 @@ pub mod rpc;
 pub mod rsync;
 pub mod sender;
 pub mod stats;
-pub mod transfer;
 pub mod walk;
 pub mod wire;
 

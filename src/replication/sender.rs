@@ -23,7 +23,6 @@ use super::client::{node_name, ClientError, ReplClient, ReplResponse};
 use super::policy::{incorrect_policy_index, PolicyInfo};
 use super::rpc::ReplKind;
 use super::stats::Stats;
-use super::transfer;
 use super::wire::{ReplicateOp, SyncArgs};
 use crate::config::{DbTransfer, ReplicatorConf};
 use crate::db::shard::ShardRange;
@@ -511,13 +510,14 @@ async fn ship_db<K: ReplKind>(
 ) -> bool {
     let peer = node_name(node);
     let scratch = ctx.devices.join(&db.device).join("tmp");
-    let snap = match tokio::task::block_in_place(|| transfer::snapshot(&db.path, &scratch)) {
-        Ok(s) => s,
-        Err(e) => {
-            tracing::error!(db = %db.path.display(), "ERROR snapshot failed: {e}");
-            return false;
-        }
-    };
+    let snap =
+        match tokio::task::block_in_place(|| crate::db::snapshot::snapshot(&db.path, &scratch)) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(db = %db.path.display(), "ERROR snapshot failed: {e}");
+                return false;
+            }
+        };
     let shipped = match ctx.conf.db_transfer {
         DbTransfer::Rsync => rsync_to(ctx, snap.path(), node, info.id(), different_region).await,
         DbTransfer::Http => {

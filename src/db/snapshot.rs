@@ -1,13 +1,11 @@
-//! Whole-DB transfer: a consistent snapshot of the live DB (SQLite's online
-//! backup API), shipped to the peer's `<device>/tmp/<local_id>` either with
-//! the `rsync` binary to the peer's rsync module (Swift's way) or with
-//! rowsync's HTTP upload.
+//! Consistent snapshots of a live DB (SQLite's online backup API): what a
+//! whole-DB transfer ships to a peer's `<device>/tmp/<local_id>`.
 
 use std::path::{Path, PathBuf};
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::db::{DbError, Result};
+use super::{DbError, Result};
 
 /// A snapshot file, removed on drop.
 #[derive(Debug)]
@@ -39,7 +37,7 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
     let snap = Snapshot { path };
     let src = Connection::open_with_flags(db_file, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| DbError::sqlite(db_file, e))?;
-    src.busy_timeout(crate::db::BROKER_TIMEOUT)
+    src.busy_timeout(super::BROKER_TIMEOUT)
         .map_err(|e| DbError::sqlite(db_file, e))?;
     let mut dst = Connection::open(&snap.path).map_err(|e| DbError::sqlite(&snap.path, e))?;
     // A scratch file read once by the transfer: no fsync while it is
@@ -60,10 +58,10 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
                 _ => {
                     attempts += 1;
                     if attempts > 2500 {
-                        return Err(DbError::Invalid(format!(
-                            "{} stayed locked; no snapshot taken",
-                            db_file.display()
-                        )));
+                        return Err(DbError::LockTimeout {
+                            path: db_file.to_path_buf(),
+                            timeout: std::time::Duration::from_millis(10 * 2500),
+                        });
                     }
                     std::thread::sleep(std::time::Duration::from_millis(10));
                 }
