@@ -1,4 +1,5 @@
-//! `rowsync status`: which replicas of a node's container DBs are behind.
+//! `rowsync status`: which replicas of a node's container or account DBs
+//! are behind.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -11,9 +12,11 @@ use futures::StreamExt;
 use crate::inspect::status::{self, DbStatus, NodeConf};
 
 /// The long `--help` text (set on the subcommand in `cli/mod.rs`).
-pub const LONG_ABOUT: &str = "For every container DB on a node's devices, ask each other replica (the\n\
-                  partition's primaries in the ring) how far it is, and show which replicas\n\
-                  are behind and by how many rows.\n\n\
+pub const LONG_ABOUT: &str = "For every DB on a node's devices (container DBs for a container-server.conf,\n\
+                  account DBs for an account-server.conf: the kind its [app:...] section\n\
+                  names), ask each other replica (the partition's primaries in that kind's\n\
+                  ring) how far it is, and show which replicas are behind and by how many\n\
+                  rows. With --cluster, both kinds of every node of a dev cluster.\n\n\
                   Each peer gets a `sync` REPLICATE request carrying this DB's replication\n\
                   info: a harmless query that sends no rows, but (like the first step of a\n\
                   replication pass) lets the peer merge our metadata and DB timestamps and\n\
@@ -23,22 +26,24 @@ pub const LONG_ABOUT: &str = "For every container DB on a node's devices, ask ea
                   in_sync      it holds every row of this DB (same hash, or its point\n               \
                   covers our max_row)\n  \
                   behind       behind_rows = max_row - point of our rows may be missing\n  \
-                  missing      it has no DB for the container (404)\n  \
+                  missing      it has no DB for the container or account (404)\n  \
                   unreachable  no answer in time, or an error status (e.g. 507)\n\n\
                   `point` is how far, in OUR ROWIDs, the peer holds our rows: the larger of\n\
                   its incoming sync point for our DB id and our outgoing one for its id\n\
                   (-1: none yet; ROWIDs start at 1, so it then counts as 0).\n\n\
-                  With --json: a list with one object per DB: db, account, container,\n\
+                  With --json: a list with one object per DB: db, kind, account, container,\n\
                   partition, max_row, node, device, replicas: [{node, device, status,\n\
                   point, behind_rows, hash_match, remote_max_row, error}].";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
                   rowsync status --config /etc/swift/container-server.conf\n  \
+                  rowsync status --config /etc/swift/account-server.conf\n  \
                   rowsync status --cluster /tmp/rowsync-dev-XXXX --json\n  \
                   rowsync status --config node1.conf --config node2.conf --timeout 2")]
 pub struct StatusArgs {
-    /// container-server.conf of the node to check (repeat for several).
+    /// container- or account-server.conf of the node to check (repeat for
+    /// several).
     #[arg(
         long,
         short = 'c',
@@ -60,16 +65,30 @@ pub struct StatusArgs {
     pub timeout: f64,
 }
 
-/// The node configs of a dev cluster directory, in node order.
+/// The node configs of a dev cluster directory, in node order: each
+/// node's container-server.conf, then its account-server.conf if it has one.
 pub fn cluster_configs(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     let entries = std::fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let mut nodes: Vec<(u32, String, PathBuf)> = entries
+    let mut nodes: Vec<(u32, u8, String, PathBuf)> = entries
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let name = e.file_name().into_string().ok()?;
             let n: u32 = name.strip_prefix("node")?.parse().ok()?;
             let conf = e.path().join("container-server.conf");
-            conf.is_file().then_some((n, name, conf))
+            conf.is_file().then_some((n, name, e.path()))
+        })
+        .flat_map(|(n, name, path)| {
+            [
+                (0u8, "container-server.conf", ""),
+                (1, "account-server.conf", " accounts"),
+            ]
+            .into_iter()
+            .filter_map(|(order, file, label)| {
+                let conf = path.join(file);
+                conf.is_file()
+                    .then(|| (n, order, format!("{name}{label}"), conf))
+            })
+            .collect::<Vec<_>>()
         })
         .collect();
     nodes.sort();
@@ -81,7 +100,7 @@ pub fn cluster_configs(dir: &Path) -> anyhow::Result<Vec<(String, PathBuf)>> {
     }
     Ok(nodes
         .into_iter()
-        .map(|(_, name, conf)| (name, conf))
+        .map(|(_, _, name, conf)| (name, conf))
         .collect())
 }
 
@@ -125,7 +144,9 @@ async fn check_nodes(
     let mut jobs = Vec::new();
     for node in nodes {
         let ctx = status::load_context(node, swift_conf, timeout)?;
-        let dbs = tokio::task::block_in_place(|| status::local_dbs(node, &ctx.ring));
+        let dbs = tokio::task::block_in_place(|| {
+            status::local_dbs(node, &ctx.ring, ctx.multiple_policies)
+        });
         jobs.extend(dbs.into_iter().map(|db| (ctx.clone(), db)));
     }
     // A progress bar on a terminal only; nothing on a pipe.

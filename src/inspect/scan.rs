@@ -1,12 +1,10 @@
-//! Finding container DBs on a node's devices without touching anything:
-//! `<devices>/<device>/containers/<part>/<suffix>/<hash>/<hash>[_<epoch>].db`.
+//! Finding DBs on a node's devices without touching anything:
+//! `<devices>/<device>/<datadir>/<part>/<suffix>/<hash>/<hash>[_<epoch>].db`
+//! (`<datadir>`: `containers` or `accounts`).
 
 use std::path::{Path, PathBuf};
 
 use crate::db::files::db_files;
-use crate::db::{Container, DbKind};
-
-const CONTAINER_DATADIR: &str = Container::DATADIR;
 
 /// One DB found on a device.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,13 +29,13 @@ fn subdirs(dir: &Path) -> Vec<(String, PathBuf)> {
     out
 }
 
-/// Every container DB on `devices/<device>` for each of `device_names`,
+/// Every DB in `<devices>/<device>/<datadir>` for each of `device_names`,
 /// sorted by device, partition and hash. Directories that do not look like
 /// partitions or hash dirs are skipped; nothing is created or removed.
-pub fn list_dbs(devices: &Path, device_names: &[String]) -> Vec<FoundDb> {
+pub fn list_dbs(devices: &Path, datadir: &str, device_names: &[String]) -> Vec<FoundDb> {
     let mut found = Vec::new();
     for dev in device_names {
-        let datadir = devices.join(dev).join(CONTAINER_DATADIR);
+        let datadir = devices.join(dev).join(datadir);
         let mut parts: Vec<(u32, PathBuf)> = subdirs(&datadir)
             .into_iter()
             .filter_map(|(name, p)| Some((name.parse::<u32>().ok()?, p)))
@@ -109,7 +107,8 @@ mod tests {
         std::fs::write(hd.join(format!("{h}.db")), b"").unwrap();
         std::fs::create_dir_all(dir.path().join("sdb1/containers/tmp/abc")).unwrap();
         std::fs::create_dir_all(dir.path().join("sdb1/containers/7/abc/empty-abc")).unwrap();
-        let found = list_dbs(dir.path(), &["sdb1".into(), "sdb9".into()]);
+        let found = list_dbs(dir.path(), "containers", &["sdb1".into(), "sdb9".into()]);
+        assert!(list_dbs(dir.path(), "accounts", &["sdb1".into()]).is_empty());
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].partition, 943);
         assert_eq!(found[0].hash, h);

@@ -1,6 +1,6 @@
-//! `rowsync status`: for every container DB on a node, which of the other
-//! replicas (the partition's primaries in the ring) are behind, and by how
-//! many rows.
+//! `rowsync status`: for every DB on a node (container or account DBs, by
+//! the config's kind), which of the other replicas (the partition's
+//! primaries in the ring) are behind, and by how many rows.
 //!
 //! For each DB and peer, a `sync` REPLICATE request carrying our own
 //! replication info asks the peer for its info and its `point`: how far,
@@ -17,7 +17,7 @@
 //! - `behind`: `behind_rows = max_row - point` of our rows may be missing
 //!   on the peer (a point of -1 counts as 0; an upper bound: rows it got from a third replica count
 //!   as missing until sync points catch up);
-//! - `missing`: the peer has no DB for this container (404);
+//! - `missing`: the peer has no DB for this container or account (404);
 //! - `unreachable`: no answer within the timeout, or an error status
 //!   (e.g. 507: drive not mounted).
 
@@ -32,19 +32,23 @@ use serde_json::Value;
 
 use super::scan::{list_dbs, FoundDb};
 use crate::config::{Ini, ReplicatorConf, ServerConf, ServerType, SwiftConf};
-use crate::db::{ContainerBroker, ContainerInfo, SyncPoint};
+use crate::db::{Account, Broker, Container, DbInfo, DbKind, SyncPoint};
 use crate::replication::client::ReplClient;
 use crate::replication::daemon::local_devices;
 use crate::replication::sender::sync_args;
-use crate::replication::wire::ReplicateOp;
+use crate::replication::wire::{ReplicateOp, SyncArgs};
 use crate::ring::{Device, Ring};
+use crate::swift::merge::ObjectItem;
 
-/// The parts of a node's container-server.conf that status needs.
+/// The parts of a node's container- or account-server.conf that status
+/// needs.
 #[derive(Debug, Clone)]
 pub struct NodeConf {
     /// A label for output (the config path, or `node1` in a dev cluster).
     pub label: String,
     pub conf_path: PathBuf,
+    /// The kind of DBs the config is for.
+    pub kind: ServerType,
     pub devices: PathBuf,
     pub bind_ip: String,
     pub bind_port: u16,
@@ -52,22 +56,26 @@ pub struct NodeConf {
 }
 
 impl NodeConf {
-    /// Reads `[container-replicator]` (or, without it,
-    /// `[app:container-server]`) of a container-server.conf.
+    /// Reads `[<kind>-replicator]` (or, without it, the server's
+    /// `[app:...]` section) of a config of the kind its `[app:...]` section
+    /// names (container when none does).
     pub fn from_file(path: &Path, label: impl Into<String>) -> anyhow::Result<NodeConf> {
         let ini = Ini::from_path(path).with_context(|| format!("reading {}", path.display()))?;
-        let (devices, bind_ip, bind_port, swift_dir) = if ini.has_section("container-replicator") {
-            let c = ReplicatorConf::from_ini(&ini, ServerType::Container)
+        let kind = ServerType::detect(&ini).unwrap_or(ServerType::Container);
+        let section = format!("{}-replicator", kind.name());
+        let (devices, bind_ip, bind_port, swift_dir) = if ini.has_section(&section) {
+            let c = ReplicatorConf::from_ini(&ini, kind)
                 .with_context(|| format!("reading {}", path.display()))?;
             (c.devices, c.bind_ip, c.bind_port, c.swift_dir)
         } else {
-            let c = ServerConf::from_ini(&ini, ServerType::Container)
+            let c = ServerConf::from_ini(&ini, kind)
                 .with_context(|| format!("reading {}", path.display()))?;
             (c.devices, c.bind_ip, c.bind_port, c.swift_dir)
         };
         Ok(NodeConf {
             label: label.into(),
             conf_path: path.to_path_buf(),
+            kind,
             devices,
             bind_ip,
             bind_port,
@@ -120,7 +128,10 @@ pub struct ReplicaStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct DbStatus {
     pub db: String,
+    /// `container` or `account`.
+    pub kind: &'static str,
     pub account: String,
+    /// Empty for account DBs.
     pub container: String,
     pub partition: u32,
     pub max_row: i64,
@@ -149,45 +160,95 @@ pub struct StatusContext {
     pub multiple_policies: bool,
 }
 
+/// What status needs of a local DB's info, whatever its kind.
+#[derive(Debug, Clone)]
+pub struct LocalInfo {
+    pub account: String,
+    pub container: Option<String>,
+    pub max_row: i64,
+    pub count: i64,
+    pub hash: String,
+    pub id: String,
+    /// The `sync` request this DB's replicator would send.
+    pub sync_args: SyncArgs,
+    pub outgoing: Vec<SyncPoint>,
+}
+
 /// A DB to check, with its local info already read.
 #[derive(Debug, Clone)]
 pub struct LocalDb {
     pub found: FoundDb,
     pub local: Device,
     pub node_label: String,
-    pub info: Result<(ContainerInfo, Vec<SyncPoint>), String>,
+    pub kind: ServerType,
+    pub info: Result<LocalInfo, String>,
 }
 
-/// The DBs on a node's local devices (the ring's devices on
+/// The DBs of the node's kind on its local devices (the ring's devices on
 /// `bind_ip:bind_port`), their info read (pending files committed).
-pub fn local_dbs(node: &NodeConf, ring: &Ring) -> Vec<LocalDb> {
+pub fn local_dbs(node: &NodeConf, ring: &Ring, multiple_policies: bool) -> Vec<LocalDb> {
     let mut locals: Vec<Device> = local_devices(ring, &node.bind_ip, node.bind_port)
         .into_values()
         .collect();
     locals.sort_by_key(|d| d.id);
     let names: Vec<String> = locals.iter().map(|d| d.device.clone()).collect();
     let by_name: HashMap<&str, &Device> = locals.iter().map(|d| (d.device.as_str(), d)).collect();
-    list_dbs(&node.devices, &names)
+    let datadir = match node.kind {
+        ServerType::Container => Container::DATADIR,
+        ServerType::Account => Account::DATADIR,
+    };
+    list_dbs(&node.devices, datadir, &names)
         .into_iter()
         .map(|found| {
             let local = by_name[found.device.as_str()].clone();
-            let info = read_local(&found.path).map_err(|e| e.to_string());
+            let info = match node.kind {
+                ServerType::Container => read_local::<Container>(&found.path, multiple_policies),
+                ServerType::Account => read_local::<Account>(&found.path, multiple_policies),
+            }
+            .map_err(|e| e.to_string());
             LocalDb {
                 found,
                 local,
                 node_label: node.label.clone(),
+                kind: node.kind,
                 info,
             }
         })
         .collect()
 }
 
-fn read_local(path: &Path) -> crate::db::Result<(ContainerInfo, Vec<SyncPoint>)> {
-    let mut b = ContainerBroker::open_checked(path)?;
+fn read_local<K: DbKind>(path: &Path, multiple_policies: bool) -> crate::db::Result<LocalInfo> {
+    let mut b = Broker::<K>::open_checked(path)?;
     b.set_pending_timeout(Duration::from_secs(5));
     let info = b.get_replication_info()?;
     let outgoing = b.get_syncs(false)?;
-    Ok((info, outgoing))
+    Ok(LocalInfo {
+        account: info.account().to_string(),
+        container: info.container().map(str::to_string),
+        max_row: info.max_row(),
+        count: info.count(),
+        hash: info.hash().to_string(),
+        id: info.id().to_string(),
+        sync_args: sync_args(&info, multiple_policies),
+        outgoing,
+    })
+}
+
+/// The parts of a peer's `sync` answer status reads (either kind).
+#[derive(Debug, Clone, serde::Deserialize)]
+struct RemoteInfo {
+    id: String,
+    hash: String,
+    #[serde(default = "minus_one")]
+    max_row: i64,
+    #[serde(default)]
+    count: i64,
+    #[serde(default)]
+    point: Option<i64>,
+}
+
+fn minus_one() -> i64 {
+    -1
 }
 
 /// An error and its sources, `a: b: c` (repeats dropped).
@@ -228,6 +289,7 @@ pub async fn check_db(ctx: &StatusContext, db: &LocalDb) -> DbStatus {
         .collect();
     let mut status = DbStatus {
         db: db.found.path.display().to_string(),
+        kind: db.kind.name(),
         account: String::new(),
         container: String::new(),
         partition: db.found.partition,
@@ -242,7 +304,7 @@ pub async fn check_db(ctx: &StatusContext, db: &LocalDb) -> DbStatus {
         replicas: Vec::new(),
         error: None,
     };
-    let (info, outgoing) = match &db.info {
+    let info = match &db.info {
         Ok(x) => x,
         Err(e) => {
             status.error = Some(e.clone());
@@ -250,15 +312,16 @@ pub async fn check_db(ctx: &StatusContext, db: &LocalDb) -> DbStatus {
         }
     };
     status.account = info.account.clone();
-    status.container = info.container.clone();
+    status.container = info.container.clone().unwrap_or_default();
     status.max_row = info.max_row;
     status.count = info.count;
     status.hash = info.hash.clone();
     status.id = info.id.clone();
-    let op = ReplicateOp::Sync(sync_args(info, ctx.multiple_policies));
+    // `sync` carries no rows: its body is the same for either kind.
+    let op = ReplicateOp::<ObjectItem>::Sync(info.sync_args.clone());
     let checks = peers
         .iter()
-        .map(|peer| check_peer(ctx, db, info, outgoing, peer, &op));
+        .map(|peer| check_peer(ctx, db, info, peer, &op));
     status.replicas = futures::future::join_all(checks).await;
     status
 }
@@ -266,10 +329,9 @@ pub async fn check_db(ctx: &StatusContext, db: &LocalDb) -> DbStatus {
 async fn check_peer(
     ctx: &StatusContext,
     db: &LocalDb,
-    info: &ContainerInfo,
-    outgoing: &[SyncPoint],
+    info: &LocalInfo,
     peer: &Device,
-    op: &ReplicateOp,
+    op: &ReplicateOp<ObjectItem>,
 ) -> ReplicaStatus {
     let mut r = ReplicaStatus {
         node: addr(peer),
@@ -303,7 +365,7 @@ async fn check_peer(
         r.error = Some(format!("HTTP {}: {}", resp.status, body.trim()));
         return r;
     }
-    let rinfo: ContainerInfo = match serde_json::from_slice::<Value>(&resp.body)
+    let rinfo: RemoteInfo = match serde_json::from_slice::<Value>(&resp.body)
         .ok()
         .and_then(|v| serde_json::from_value(v).ok())
     {
@@ -313,7 +375,8 @@ async fn check_peer(
             return r;
         }
     };
-    let local_point = outgoing
+    let local_point = info
+        .outgoing
         .iter()
         .find(|p| p.remote_id == rinfo.id)
         .map_or(-1, |p| p.sync_point);
@@ -339,8 +402,8 @@ async fn check_peer(
     r
 }
 
-/// Loads the ring of a node's `swift_dir` and its swift.conf (`swift_conf`
-/// overrides `<swift_dir>/swift.conf`).
+/// Loads the ring of the node's kind in its `swift_dir` and its swift.conf
+/// (`swift_conf` overrides `<swift_dir>/swift.conf`).
 pub fn load_context(
     node: &NodeConf,
     swift_conf: Option<&Path>,
@@ -351,7 +414,7 @@ pub fn load_context(
         .unwrap_or_else(|| node.swift_dir.join("swift.conf"));
     let swift = SwiftConf::from_file(&swift_path)
         .with_context(|| format!("reading {}", swift_path.display()))?;
-    let ring_path = node.swift_dir.join("container.ring.gz");
+    let ring_path = node.swift_dir.join(format!("{}.ring.gz", node.kind.name()));
     let ring = crate::ring::load(&ring_path)
         .with_context(|| format!("loading ring {}", ring_path.display()))?;
     Ok(StatusContext {
@@ -395,11 +458,14 @@ pub fn render_text(dbs: &[DbStatus]) -> String {
             let _ = writeln!(s, "  {}  unreadable: {e}", d.db);
             continue;
         }
+        let (path, rows) = if d.kind == Account::NAME {
+            (format!("/{}", d.account), "containers")
+        } else {
+            (format!("/{}/{}", d.account, d.container), "objects")
+        };
         let _ = writeln!(
             s,
-            "  /{}/{}  partition {}  max_row {}  objects {}{}",
-            d.account,
-            d.container,
+            "  {path}  partition {}  max_row {}  {rows} {}{}",
             d.partition,
             d.max_row,
             d.count,
