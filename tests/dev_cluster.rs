@@ -111,10 +111,10 @@ fn assert_nothing_left(dir: &Path, base: u16) {
     // The children are reaped before dev-cluster exits; allow the kernel a
     // moment to release the sockets.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !ports_free(base, 3) && Instant::now() < deadline {
+    while !ports_free(base, 6) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(ports_free(base, 3), "a port of the cluster is still taken");
+    assert!(ports_free(base, 6), "a port of the cluster is still taken");
     let left = processes_mentioning(dir.to_str().unwrap());
     assert!(left.is_empty(), "processes left running: {left:?}");
 }
@@ -139,7 +139,7 @@ fn demo_converges_and_leaves_nothing_running_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
     let dir_s = dir.to_str().unwrap().to_string();
-    let base = free_port_range(3);
+    let base = free_port_range(6);
     let base_s = base.to_string();
     for round in 0..2 {
         let started = Instant::now();
@@ -154,12 +154,20 @@ fn demo_converges_and_leaves_nothing_running_twice() {
         // Not a terminal: plain key=value progress lines, then the summary.
         assert!(out.contains("demo t="), "{out}");
         assert!(out.contains("converged=false"), "{out}");
-        assert!(out.contains("identical=9/9 converged=true"), "{out}");
+        assert!(out.contains("identical=12/12 converged=true"), "{out}");
         let summary = out
             .lines()
             .find(|l| l.starts_with("converged in "))
             .unwrap_or_else(|| panic!("no summary in:\n{out}"));
-        assert!(summary.contains("every replica of every container is identical"));
+        assert!(summary.contains("every replica of every container and account DB is identical"));
+        // The account heard of every container (one replica only of one of
+        // them) and converged too.
+        assert!(
+            out.contains(
+                "AUTH_demo (account)        3 replicas      3 rows (0 tombstones, 3 containers)"
+            ),
+            "{out}"
+        );
         assert!(out.contains("AUTH_demo/far-behind"));
         assert!(
             out.contains("2000 rows (100 tombstones, 1900 objects)"),
@@ -181,8 +189,8 @@ fn demo_converges_and_leaves_nothing_running_twice() {
             assert!(out.contains("replaced the previous cluster"), "{out}");
         }
         // The children's lines are prefixed and on stderr.
-        for name in ["node1-server", "node3-replicator"] {
-            assert!(err.contains(&format!("{name:<14} | ")), "{name}: {err}");
+        for name in ["node1-server", "node3-replicator", "node2-account-server"] {
+            assert!(err.contains(&format!("{name:<24} | ")), "{name}: {err}");
         }
         assert!(
             !out.contains("-server   | "),
@@ -195,7 +203,10 @@ fn demo_converges_and_leaves_nothing_running_twice() {
         "container.ring.gz",
         "rowsync-dev-cluster.json",
         "node1/container-server.conf",
+        "node1/account-server.conf",
+        "account.ring.gz",
         "node3/srv/sdb3/containers",
+        "node3/srv/sdb3/accounts",
     ] {
         assert!(dir.join(f).exists(), "{f}");
     }
@@ -241,7 +252,7 @@ fn demo_converges_and_leaves_nothing_running_twice() {
 fn sigterm_stops_every_child() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let base = free_port_range(3);
+    let base = free_port_range(6);
     let mut child = Command::new(env!("CARGO_BIN_EXE_rowsync"))
         .args([
             "dev-cluster",
@@ -288,7 +299,7 @@ fn sigterm_stops_every_child() {
         let _ = child.wait();
         panic!("cluster did not come up:\n{seen}");
     }
-    assert!(processes_mentioning(dir.to_str().unwrap()).len() >= 6);
+    assert!(processes_mentioning(dir.to_str().unwrap()).len() >= 12);
     // SAFETY: kill(2) on our own child, which has not been reaped.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -317,7 +328,7 @@ fn sigterm_stops_every_child() {
 fn a_taken_port_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let base = free_port_range(3);
+    let base = free_port_range(6);
     let _taken = TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
     let run = Run::start(&[
         "--dir",

@@ -562,6 +562,9 @@ impl DbInfo for AccountInfo {
     fn count(&self) -> i64 {
         self.count
     }
+    fn bytes_used(&self) -> i64 {
+        self.bytes_used
+    }
     fn max_row(&self) -> i64 {
         self.max_row
     }

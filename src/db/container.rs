@@ -995,6 +995,9 @@ impl DbInfo for ContainerInfo {
     fn count(&self) -> i64 {
         self.count
     }
+    fn bytes_used(&self) -> i64 {
+        self.bytes_used
+    }
     fn max_row(&self) -> i64 {
         self.max_row
     }

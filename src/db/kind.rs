@@ -51,6 +51,7 @@ pub trait DbInfo:
     fn id(&self) -> &str;
     /// Live rows (objects of the container's policy / containers).
     fn count(&self) -> i64;
+    fn bytes_used(&self) -> i64;
     fn max_row(&self) -> i64;
     /// The raw metadata column.
     fn metadata(&self) -> &str;

@@ -1,6 +1,8 @@
 //! The dev-cluster demo: object rows written unevenly to the replicas of a
-//! few containers through the container API, then replication watched
-//! converging by reading every replica's DB file directly.
+//! few containers through the container API, the containers' account
+//! updates reaching one account replica each (as a proxy spreads them),
+//! then replication of both kinds watched converging by reading every
+//! replica's DB file directly.
 
 use std::collections::HashMap;
 use std::io::IsTerminal;
@@ -14,7 +16,9 @@ use md5::{Digest, Md5};
 
 use super::layout::Layout;
 use super::procs::Console;
+use crate::config::ServerType;
 use crate::db::files::hash_dir;
+use crate::db::{Account, Container, DbKind};
 use crate::inspect::view::{lag, target_rows, ReplicaView};
 use crate::ring::Ring;
 use crate::swift::{HashPathConfig, Timestamp};
@@ -119,6 +123,25 @@ pub fn place(ring: &Ring, hash: &HashPathConfig) -> anyhow::Result<Vec<Placed>> 
         .collect()
 }
 
+/// The demo account placed on the account ring.
+#[derive(Debug, Clone)]
+pub struct PlacedAccount {
+    pub partition: u32,
+    pub hash: String,
+    /// Node index (0-based) per replica, in ring order.
+    pub nodes: Vec<usize>,
+}
+
+/// Places the demo account on the account ring.
+pub fn place_account(ring: &Ring, hash: &HashPathConfig) -> anyhow::Result<PlacedAccount> {
+    let (partition, nodes) = ring.get_nodes(hash, ACCOUNT, None, None)?;
+    Ok(PlacedAccount {
+        partition,
+        hash: hash.hash_path(ACCOUNT, None, None)?,
+        nodes: nodes.iter().map(|n| n.id as usize).collect(),
+    })
+}
+
 enum Kind {
     Put { size: i64, etag: String },
     Delete,
@@ -138,11 +161,14 @@ fn etag(name: &str) -> String {
     hex::encode(Md5::digest(name.as_bytes()))
 }
 
-/// Writes the demo data through the nodes' container API. Returns how
-/// many requests were sent.
+/// Writes the demo data through the nodes' account and container APIs:
+/// the account on every account replica, then each container replica
+/// (whose PUT tells account replica `j` about container replica `j`, as a
+/// proxy does), then the object rows. Returns how many requests were sent.
 pub async fn write_data(
     layout: &Layout,
     placed: &[Placed],
+    account: &PlacedAccount,
     console: &Console,
 ) -> anyhow::Result<usize> {
     let client = reqwest::Client::builder()
@@ -165,17 +191,43 @@ pub async fn write_data(
         }
         u
     };
-    // Containers first, all with the same timestamp.
+    // The account on every replica, then the containers, all with one
+    // timestamp.
     let container_ts = ts(0)?;
     let mut sent = 0;
+    for &node in &account.nodes {
+        let n = &layout.nodes[node];
+        let url = format!(
+            "http://127.0.0.1:{}/{}/{}/{ACCOUNT}",
+            n.account_port, n.device, account.partition
+        );
+        let r = client
+            .put(&url)
+            .header("X-Timestamp", &container_ts)
+            .send()
+            .await
+            .with_context(|| format!("PUT account {ACCOUNT} on node{}", node + 1))?;
+        if !r.status().is_success() {
+            bail!(
+                "PUT account {ACCOUNT} on node{}: HTTP {}",
+                node + 1,
+                r.status()
+            );
+        }
+        sent += 1;
+    }
     for c in placed {
-        for (node, p) in &c.replicas {
+        for (j, (node, p)) in c.replicas.iter().enumerate() {
             if !p.create {
                 continue;
             }
+            let a = &layout.nodes[account.nodes[j % account.nodes.len().max(1)]];
             let r = client
                 .put(url(*node, c.partition, c.name, None))
                 .header("X-Timestamp", &container_ts)
+                .header("X-Account-Host", format!("127.0.0.1:{}", a.account_port))
+                .header("X-Account-Device", &a.device)
+                .header("X-Account-Partition", account.partition.to_string())
                 .send()
                 .await
                 .with_context(|| format!("PUT container {} on node{}", c.name, node + 1))?;
@@ -269,7 +321,7 @@ pub async fn write_data(
 }
 
 /// Describes the demo's starting point.
-pub fn describe(layout: &Layout, placed: &[Placed]) -> Vec<String> {
+pub fn describe(layout: &Layout, placed: &[Placed], account: &PlacedAccount) -> Vec<String> {
     let mut lines = vec![format!(
         "demo: writing object rows unevenly to {} containers of account {ACCOUNT}:",
         placed.len()
@@ -287,25 +339,38 @@ pub fn describe(layout: &Layout, placed: &[Placed]) -> Vec<String> {
             parts.join(", ")
         ));
     }
+    let acct: Vec<String> = account
+        .nodes
+        .iter()
+        .map(|n| layout.nodes[*n].name.clone())
+        .collect();
+    lines.push(format!(
+        "  account {ACCOUNT} partition {} on {}: each hears only of the containers its \
+         container replica holds",
+        account.partition,
+        acct.join(", ")
+    ));
     lines
 }
 
 // ------------------------------------------------------------------ watch
 
-/// Where to read one container's replicas.
+/// Where to read one DB's replicas.
 #[derive(Debug, Clone)]
 pub struct Watched {
     pub name: String,
+    pub kind: ServerType,
     /// `(node name, hash dir)` per replica.
     pub replicas: Vec<(String, PathBuf)>,
     pub hash: String,
 }
 
-pub fn watched(layout: &Layout, placed: &[Placed]) -> Vec<Watched> {
-    placed
+pub fn watched(layout: &Layout, placed: &[Placed], account: &PlacedAccount) -> Vec<Watched> {
+    let mut out: Vec<Watched> = placed
         .iter()
         .map(|c| Watched {
             name: c.name.to_string(),
+            kind: ServerType::Container,
             hash: c.hash.clone(),
             replicas: c
                 .replicas
@@ -316,7 +381,7 @@ pub fn watched(layout: &Layout, placed: &[Placed]) -> Vec<Watched> {
                         node.name.clone(),
                         hash_dir(
                             &node.devices.join(&node.device),
-                            "containers",
+                            Container::DATADIR,
                             c.partition,
                             &c.hash,
                         ),
@@ -324,13 +389,36 @@ pub fn watched(layout: &Layout, placed: &[Placed]) -> Vec<Watched> {
                 })
                 .collect(),
         })
-        .collect()
+        .collect();
+    out.push(Watched {
+        name: "(account)".to_string(),
+        kind: ServerType::Account,
+        hash: account.hash.clone(),
+        replicas: account
+            .nodes
+            .iter()
+            .map(|n| {
+                let node = &layout.nodes[*n];
+                (
+                    node.name.clone(),
+                    hash_dir(
+                        &node.devices.join(&node.device),
+                        Account::DATADIR,
+                        account.partition,
+                        &account.hash,
+                    ),
+                )
+            })
+            .collect(),
+    });
+    out
 }
 
-/// One container's replicas at one moment.
+/// One DB's replicas at one moment.
 #[derive(Debug, Clone)]
 pub struct ContainerSnap {
     pub name: String,
+    pub kind: ServerType,
     pub nodes: Vec<String>,
     pub views: Vec<ReplicaView>,
     /// Distinct rows over all replicas (newest version of each).
@@ -348,7 +436,14 @@ pub fn snapshot(watched: &[Watched]) -> Vec<ContainerSnap> {
             let views: Vec<ReplicaView> = w
                 .replicas
                 .iter()
-                .map(|(_, dir)| ReplicaView::read(dir, &w.hash, Duration::from_secs(1)))
+                .map(|(_, dir)| match w.kind {
+                    ServerType::Container => {
+                        ReplicaView::read::<Container>(dir, &w.hash, Duration::from_secs(1))
+                    }
+                    ServerType::Account => {
+                        ReplicaView::read::<Account>(dir, &w.hash, Duration::from_secs(1))
+                    }
+                })
                 .collect();
             let refs: Vec<&ReplicaView> = views.iter().collect();
             let target = target_rows(&refs);
@@ -356,6 +451,7 @@ pub fn snapshot(watched: &[Watched]) -> Vec<ContainerSnap> {
             let identical = views.iter().all(|v| v.identical(&views[0]));
             ContainerSnap {
                 name: w.name.clone(),
+                kind: w.kind,
                 nodes: w.replicas.iter().map(|(n, _)| n.clone()).collect(),
                 target: target.len(),
                 lags,
@@ -545,14 +641,18 @@ impl LiveTable {
 /// The convergence summary.
 pub fn summary(snaps: &[ContainerSnap], took: Duration) -> Vec<String> {
     let mut out = vec![format!(
-        "converged in {:.1} s: every replica of every container is identical (same rows, same hash)",
+        "converged in {:.1} s: every replica of every container and account DB is identical \
+         (same rows, same hash)",
         took.as_secs_f64()
     )];
     for s in snaps {
         let v = &s.views[0];
+        let (path, what) = match s.kind {
+            ServerType::Container => (format!("{ACCOUNT}/{}", s.name), "objects"),
+            ServerType::Account => (format!("{ACCOUNT} (account)"), "containers"),
+        };
         out.push(format!(
-            "  {ACCOUNT}/{:<16} {} replicas  {:>5} rows ({} tombstones, {} objects)  hash {}",
-            s.name,
+            "  {path:<26} {} replicas  {:>5} rows ({} tombstones, {} {what})  hash {}",
             s.views.len(),
             v.rows,
             v.tombstones,

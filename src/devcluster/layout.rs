@@ -4,10 +4,16 @@
 //! DIR/rowsync-dev-cluster.json     what was laid out (nodes, replicas, ports)
 //! DIR/swift.conf                   random hash prefix / suffix, Policy-0
 //! DIR/container.ring.gz            the container ring (format v1)
+//! DIR/account.ring.gz              the account ring (same devices, account ports)
 //! DIR/node<i>/container-server.conf
-//! DIR/node<i>/srv/sdb<i>/          node i's only device
-//! DIR/node<i>/container.recon      the replicator's recon cache
+//! DIR/node<i>/account-server.conf
+//! DIR/node<i>/srv/sdb<i>/          node i's only device (containers/ and accounts/)
+//! DIR/node<i>/container.recon      the replicators' recon caches
+//! DIR/node<i>/account.recon
 //! ```
+//!
+//! Node `i` serves containers on `base_port + i - 1` and accounts on
+//! `base_port + nodes + i - 1`.
 
 use std::path::{Path, PathBuf};
 
@@ -40,19 +46,24 @@ impl Params {
         if self.part_power > 16 {
             bail!("--part-power must be at most 16 for a dev cluster");
         }
-        if self.base_port == 0 || usize::from(self.base_port) + self.nodes - 1 > 65535 {
+        if self.base_port == 0 || usize::from(self.base_port) + 2 * self.nodes - 1 > 65535 {
             bail!(
                 "--base-port {} leaves no room for {} ports",
                 self.base_port,
-                self.nodes
+                2 * self.nodes
             );
         }
         Ok(())
     }
 
-    /// Node `i`'s port (1-based).
+    /// Node `i`'s container server port (1-based).
     pub fn port(&self, i: usize) -> u16 {
         self.base_port + (i - 1) as u16
+    }
+
+    /// Node `i`'s account server port (1-based).
+    pub fn account_port(&self, i: usize) -> u16 {
+        self.base_port + (self.nodes + i - 1) as u16
     }
 }
 
@@ -73,12 +84,26 @@ pub struct NodeFiles {
     /// `node<i>`.
     pub name: String,
     pub dir: PathBuf,
+    /// `container-server.conf`.
     pub conf: PathBuf,
+    /// `account-server.conf`.
+    pub account_conf: PathBuf,
     /// The devices dir (`node<i>/srv`).
     pub devices: PathBuf,
     /// `sdb<i>`.
     pub device: String,
     pub port: u16,
+    pub account_port: u16,
+}
+
+impl NodeFiles {
+    /// `(config, port)` of the node's servers: container, then account.
+    pub fn servers(&self) -> [(&Path, u16); 2] {
+        [
+            (self.conf.as_path(), self.port),
+            (self.account_conf.as_path(), self.account_port),
+        ]
+    }
 }
 
 /// A laid-out dev cluster.
@@ -88,7 +113,9 @@ pub struct Layout {
     pub params: Params,
     pub nodes: Vec<NodeFiles>,
     pub swift_conf: PathBuf,
+    /// The container ring.
     pub ring: PathBuf,
+    pub account_ring: PathBuf,
 }
 
 /// What [`prepare`] did with the directory.
@@ -109,9 +136,11 @@ fn node_files(dir: &Path, params: &Params, i: usize) -> NodeFiles {
         index: i,
         name: format!("node{i}"),
         conf: ndir.join("container-server.conf"),
+        account_conf: ndir.join("account-server.conf"),
         devices: ndir.join("srv"),
         device: format!("sdb{i}"),
         port: params.port(i),
+        account_port: params.account_port(i),
         dir: ndir,
     }
 }
@@ -131,7 +160,9 @@ fn remove_previous(dir: &Path) -> anyhow::Result<()> {
         if is_node_dir_name(&name) && entry.file_type()?.is_dir() {
             std::fs::remove_dir_all(&path)
                 .with_context(|| format!("removing {}", path.display()))?;
-        } else if ["swift.conf", "container.ring.gz", MARKER].contains(&name.as_str()) {
+        } else if ["swift.conf", "container.ring.gz", "account.ring.gz", MARKER]
+            .contains(&name.as_str())
+        {
             std::fs::remove_file(&path).with_context(|| format!("removing {}", path.display()))?;
         }
     }
@@ -162,7 +193,9 @@ pub fn prepare(
         let previous: Option<Params> = std::fs::read(&marker)
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok());
-        let complete = dir.join("swift.conf").is_file() && dir.join("container.ring.gz").is_file();
+        let complete = ["swift.conf", "container.ring.gz", "account.ring.gz"]
+            .iter()
+            .all(|f| dir.join(f).is_file());
         if !fresh && complete && previous == Some(params) {
             prepared = Prepared::Reused;
         } else {
@@ -179,6 +212,7 @@ pub fn prepare(
     let layout = Layout {
         swift_conf: dir.join("swift.conf"),
         ring: dir.join("container.ring.gz"),
+        account_ring: dir.join("account.ring.gz"),
         nodes: (1..=params.nodes)
             .map(|i| node_files(&dir, &params, i))
             .collect(),
@@ -193,15 +227,33 @@ pub fn prepare(
             params.base_port,
             params.nodes,
         )?;
-        let ring = crate::ring::build_ring(devs, params.replicas, params.part_power)?;
+        let ring = crate::ring::build_ring(devs.clone(), params.replicas, params.part_power)?;
         crate::ring::write_v1(&ring, &layout.ring)
             .with_context(|| format!("writing {}", layout.ring.display()))?;
+        // The same devices, reached on the account servers' ports.
+        let account_devs = devs
+            .into_iter()
+            .zip(&layout.nodes)
+            .map(|(mut d, n)| {
+                d.port = n.account_port;
+                d.replication_port = n.account_port;
+                d
+            })
+            .collect();
+        let ring = crate::ring::build_ring(account_devs, params.replicas, params.part_power)?;
+        crate::ring::write_v1(&ring, &layout.account_ring)
+            .with_context(|| format!("writing {}", layout.account_ring.display()))?;
     }
     for n in &layout.nodes {
         let dev = n.devices.join(&n.device);
         std::fs::create_dir_all(&dev).with_context(|| format!("creating {}", dev.display()))?;
-        std::fs::write(&n.conf, node_conf(&layout, n, settings))
-            .with_context(|| format!("writing {}", n.conf.display()))?;
+        for (kind, path, port) in [
+            ("container", &n.conf, n.port),
+            ("account", &n.account_conf, n.account_port),
+        ] {
+            std::fs::write(path, node_conf(&layout, n, kind, port, settings))
+                .with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     std::fs::write(&marker, serde_json::to_vec_pretty(&params)?)
         .with_context(|| format!("writing {}", marker.display()))?;
@@ -224,8 +276,14 @@ fn write_swift_conf(path: &Path) -> anyhow::Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
-/// Node `n`'s container-server.conf.
-pub fn node_conf(layout: &Layout, n: &NodeFiles, s: &ConfSettings) -> String {
+/// Node `n`'s `<kind>-server.conf` (`kind`: `container` or `account`).
+pub fn node_conf(
+    layout: &Layout,
+    n: &NodeFiles,
+    kind: &str,
+    port: u16,
+    s: &ConfSettings,
+) -> String {
     format!(
         "# Node {i} of {total} of a rowsync dev cluster (written by `rowsync dev-cluster`;\n\
          # rewritten each time the cluster starts).\n\
@@ -238,14 +296,14 @@ pub fn node_conf(layout: &Layout, n: &NodeFiles, s: &ConfSettings) -> String {
          log_level = {log_level}\n\
          \n\
          [pipeline:main]\n\
-         pipeline = container-server\n\
+         pipeline = {kind}-server\n\
          \n\
-         [app:container-server]\n\
-         use = egg:swift#container\n\
+         [app:{kind}-server]\n\
+         use = egg:swift#{kind}\n\
          # Set to true to log every request.\n\
          log_requests = false\n\
          \n\
-         [container-replicator]\n\
+         [{kind}-replicator]\n\
          # rowsync's HTTP whole-DB transfer: no rsync daemon needed.\n\
          db_transfer = http\n\
          interval = {interval}\n\
@@ -255,7 +313,6 @@ pub fn node_conf(layout: &Layout, n: &NodeFiles, s: &ConfSettings) -> String {
         i = n.index,
         total = layout.nodes.len(),
         devices = n.devices.display(),
-        port = n.port,
         swift_dir = layout.dir.display(),
         log_level = s.log_level,
         interval = s.interval,
@@ -289,6 +346,7 @@ mod tests {
         assert_eq!(how, Prepared::Created);
         let swift = SwiftConf::from_file(&layout.swift_conf).unwrap();
         let ring = crate::ring::load(&layout.ring).unwrap();
+        let account_ring = crate::ring::load(&layout.account_ring).unwrap();
         assert_eq!(ring.part_power(), 4);
         assert_eq!(ring.replica_count(), 2.0);
         for n in &layout.nodes {
@@ -304,6 +362,17 @@ mod tests {
             assert!(n.devices.join(&n.device).is_dir());
             let dev = ring.device(n.index as u32 - 1).unwrap();
             assert_eq!((dev.port, dev.device.as_str()), (n.port, n.device.as_str()));
+            let a = ServerConf::from_file(&n.account_conf).unwrap();
+            assert_eq!(a.server_type, crate::config::ServerType::Account);
+            assert_eq!(a.bind_port, n.account_port);
+            let r = ReplicatorConf::from_file(&n.account_conf).unwrap();
+            assert_eq!(r.server_type, crate::config::ServerType::Account);
+            assert_eq!(r.ring_path(), layout.account_ring);
+            let adev = account_ring.device(n.index as u32 - 1).unwrap();
+            assert_eq!(
+                (adev.port, adev.device.as_str()),
+                (n.account_port, n.device.as_str())
+            );
         }
         // Same shape: reused, same hash prefix.
         std::fs::write(layout.nodes[0].devices.join("sdb1/keep"), b"x").unwrap();

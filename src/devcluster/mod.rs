@@ -1,7 +1,8 @@
 //! `rowsync dev-cluster`: an all-in-one cluster on 127.0.0.1 for trying
-//! rowsync out. Lays out N nodes ([`layout`]), starts each node's server
-//! and replicator as child processes ([`procs`]), and with `--demo` writes
-//! uneven data and shows replication converging ([`demo`]).
+//! rowsync out. Lays out N nodes ([`layout`]), starts each node's container
+//! and account servers and replicators as child processes ([`procs`]), and
+//! with `--demo` writes uneven data and shows replication of both kinds
+//! converging ([`demo`]).
 
 pub mod demo;
 pub mod layout;
@@ -48,8 +49,9 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Fails with a clear message if one of the cluster's ports is taken.
 pub fn check_ports(params: &Params) -> anyhow::Result<()> {
-    for i in 1..=params.nodes {
-        let port = params.port(i);
+    for (i, port) in
+        (1..=params.nodes).flat_map(|i| [(i, params.port(i)), (i, params.account_port(i))])
+    {
         if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             bail!(
                 "port {port} on 127.0.0.1 (for node{i}) is not free: {e}. Is another dev \
@@ -94,8 +96,9 @@ fn describe_layout(layout: &Layout, prepared: Prepared) -> Vec<String> {
         format!("rowsync dev cluster ({how}) {}", layout.dir.display()),
         format!("  swift.conf  {}", layout.swift_conf.display()),
         format!(
-            "  ring        {} ({} devices, {} replicas, part power {})",
+            "  rings       {} and {} ({} devices, {} replicas, part power {})",
             layout.ring.display(),
+            layout.account_ring.display(),
             p.nodes,
             p.replicas,
             p.part_power
@@ -103,11 +106,12 @@ fn describe_layout(layout: &Layout, prepared: Prepared) -> Vec<String> {
     ];
     for n in &layout.nodes {
         lines.push(format!(
-            "  {:<6} 127.0.0.1:{:<5} device {:<5} config {}",
+            "  {:<6} containers 127.0.0.1:{:<5} accounts 127.0.0.1:{:<5} device {:<5} configs {}/{{container,account}}-server.conf",
             n.name,
             n.port,
+            n.account_port,
             n.device,
-            n.conf.display()
+            n.dir.display()
         ));
     }
     lines
@@ -125,8 +129,13 @@ fn hints(layout: &Layout) -> Vec<String> {
             "  curl -i -X PUT -H \"X-Timestamp: $(date +%s)\" http://127.0.0.1:{}/{}/<partition>/AUTH_test/c1",
             n1.port, n1.device
         ),
+        format!(
+            "  curl -i -X PUT -H \"X-Timestamp: $(date +%s)\" http://127.0.0.1:{}/{}/<partition>/AUTH_test",
+            n1.account_port, n1.device
+        ),
         format!("  rowsync status --cluster {d}"),
         format!("  rowsync info {d}/node1/srv/sdb1/containers/<part>/<suffix>/<hash>/<hash>.db"),
+        format!("  rowsync info {d}/node1/srv/sdb1/accounts/<part>/<suffix>/<hash>/<hash>.db"),
         "Ctrl-C stops every process.".into(),
     ]
 }
@@ -146,18 +155,22 @@ async fn wait_ready(
     servers: &mut [ChildProc],
     deadline: Instant,
 ) -> anyhow::Result<()> {
-    for (n, child) in layout.nodes.iter().zip(servers.iter_mut()) {
+    // Servers were spawned in this order: per node, container then account.
+    let ports = layout
+        .nodes
+        .iter()
+        .flat_map(|n| n.servers().map(|(_, port)| port));
+    for (port, child) in ports.zip(servers.iter_mut()) {
         loop {
             if let Some(s) = child.exited() {
                 bail!(
-                    "{} exited ({s}) before answering on 127.0.0.1:{} (see its output above)",
+                    "{} exited ({s}) before answering on 127.0.0.1:{port} (see its output above)",
                     child.name,
-                    n.port
                 );
             }
             let connect = tokio::time::timeout(
                 Duration::from_millis(500),
-                tokio::net::TcpStream::connect(("127.0.0.1", n.port)),
+                tokio::net::TcpStream::connect(("127.0.0.1", port)),
             )
             .await;
             if matches!(connect, Ok(Ok(_))) {
@@ -165,9 +178,8 @@ async fn wait_ready(
             }
             if Instant::now() >= deadline {
                 bail!(
-                    "{} did not answer on 127.0.0.1:{} within {:?}",
+                    "{} did not answer on 127.0.0.1:{port} within {:?}",
                     child.name,
-                    n.port,
                     READY_TIMEOUT
                 );
             }
@@ -185,7 +197,8 @@ struct Spawner {
 }
 
 impl Spawner {
-    /// One `server` or `replicator` child per node, appended to `children`.
+    /// Two `server` or `replicator` children per node (containers, then
+    /// accounts), appended to `children`.
     fn spawn_all(
         &self,
         what: &str,
@@ -193,18 +206,17 @@ impl Spawner {
         children: &mut Vec<ChildProc>,
     ) -> anyhow::Result<()> {
         for n in &layout.nodes {
-            let args: Vec<OsString> = vec![
-                what.into(),
-                "--config".into(),
-                n.conf.clone().into_os_string(),
-            ];
-            children.push(ChildProc::spawn(
-                &format!("{}-{what}", n.name),
-                &self.exe,
-                &args,
-                self.color,
-                self.console.clone(),
-            )?);
+            for ((conf, _), kind) in n.servers().into_iter().zip(["", "account-"]) {
+                let args: Vec<OsString> =
+                    vec![what.into(), "--config".into(), conf.as_os_str().to_owned()];
+                children.push(ChildProc::spawn(
+                    &format!("{}-{kind}{what}", n.name),
+                    &self.exe,
+                    &args,
+                    self.color,
+                    self.console.clone(),
+                )?);
+            }
         }
         Ok(())
     }
@@ -245,7 +257,8 @@ async fn run_async(opts: Options, layout: Layout, prepared: Prepared) -> anyhow:
     }
     if ending.is_none() {
         console.say(&format!(
-            "cluster up: {} servers answering on 127.0.0.1",
+            "cluster up: {} container and {} account servers answering on 127.0.0.1",
+            layout.nodes.len(),
             layout.nodes.len()
         ));
         let phase = main_phase(&opts, &layout, &spawner, &mut children, deadline);
@@ -296,7 +309,8 @@ async fn main_phase(
     let console = &spawner.console;
     let started = |console: &Console| {
         console.say(&format!(
-            "{} replicators running (a pass every {} s)",
+            "{} container and {} account replicators running (a pass every {} s)",
+            layout.nodes.len(),
             layout.nodes.len(),
             opts.settings.interval
         ))
@@ -347,18 +361,21 @@ async fn run_demo(
     let ring = crate::ring::load(&layout.ring)
         .with_context(|| format!("loading ring {}", layout.ring.display()))?;
     let placed = demo::place(&ring, &swift.hash_path_config())?;
-    for l in demo::describe(layout, &placed) {
+    let account_ring = crate::ring::load(&layout.account_ring)
+        .with_context(|| format!("loading ring {}", layout.account_ring.display()))?;
+    let account = demo::place_account(&account_ring, &swift.hash_path_config())?;
+    for l in demo::describe(layout, &placed, &account) {
         console.say(&l);
     }
     let wrote = Instant::now();
-    demo::write_data(layout, &placed, console).await?;
+    demo::write_data(layout, &placed, &account, console).await?;
     console.say(&format!(
         "demo: data written in {:.1} s; starting the replicators and watching the replicas \
          converge (reading each replica's DB file)",
         wrote.elapsed().as_secs_f64()
     ));
     spawner.spawn_all("replicator", layout, children)?;
-    let watched = Arc::new(demo::watched(layout, &placed));
+    let watched = Arc::new(demo::watched(layout, &placed, &account));
     match demo::watch(watched, console, deadline, || check_children(children)).await? {
         Some((took, snaps)) => {
             for l in demo::summary(&snaps, took) {

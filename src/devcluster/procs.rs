@@ -57,7 +57,7 @@ impl Console {
 
     /// A child's output line, prefixed with its name.
     pub fn child_line(&self, name: &str, line: &str) {
-        let text = format!("{name:<14} | {line}");
+        let text = format!("{name:<24} | {line}");
         match self.live() {
             Some(mp) => {
                 let _ = mp.println(text);

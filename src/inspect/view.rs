@@ -1,15 +1,49 @@
-//! A quick snapshot of one replica of a container DB, read directly from
-//! its file while servers and replicators keep running: open, read, drop.
-//! (Reading commits the pending file under the same directory lock the
-//! server uses, exactly what a HEAD or GET on the container does.)
+//! A quick snapshot of one replica of a container or account DB, read
+//! directly from its file while servers and replicators keep running:
+//! open, read, drop. (Reading commits the pending file under the same
+//! directory lock the server uses, exactly what a HEAD or GET does.)
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::db::files::db_files;
-use crate::db::{ContainerBroker, SyncPoint};
+use crate::db::{Account, Broker, Container, DbInfo, DbKind, SyncPoint};
 use crate::swift::decode_timestamps;
+
+/// How a kind's rows appear in a view: `((name, policy), version,
+/// deleted)`, the version ordered by newness (a row's `created_at`; an
+/// account row's put/delete timestamps and counts).
+pub trait Viewed: DbKind {
+    fn view_item(item: &Self::Item) -> ((String, i64), String, bool);
+}
+
+impl Viewed for Container {
+    fn view_item(i: &Self::Item) -> ((String, i64), String, bool) {
+        (
+            (i.name.clone(), i.storage_policy_index),
+            i.created_at.clone(),
+            i.deleted == 1,
+        )
+    }
+}
+
+impl Viewed for Account {
+    fn view_item(i: &Self::Item) -> ((String, i64), String, bool) {
+        (
+            (i.name.clone(), 0),
+            format!(
+                "{}|{}|{}|{}|{}",
+                i.put_timestamp,
+                i.delete_timestamp,
+                i.object_count,
+                i.bytes_used,
+                i.storage_policy_index
+            ),
+            i.deleted == 1,
+        )
+    }
+}
 
 /// One replica as read from its DB file.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -19,15 +53,15 @@ pub struct ReplicaView {
     pub id: String,
     pub hash: String,
     pub max_row: i64,
-    /// Rows in the object table, tombstones included.
+    /// Rows in the row table, tombstones included.
     pub rows: i64,
     pub tombstones: i64,
-    /// Live objects and their bytes.
+    /// Live rows (objects / containers) and their bytes.
     pub count: i64,
     pub bytes_used: i64,
     pub incoming: Vec<SyncPoint>,
     pub outgoing: Vec<SyncPoint>,
-    /// `(name, policy) -> created_at` of every row.
+    /// `(name, policy) -> version` of every row (see [`Viewed`]).
     pub items: BTreeMap<(String, i64), String>,
     /// Why the replica could not be read this time (busy, replaced...).
     pub error: Option<String>,
@@ -38,9 +72,9 @@ impl ReplicaView {
         self.path.is_some()
     }
 
-    /// Reads the current DB of `hash` in `hash_dir`; `lock_timeout` bounds
-    /// the wait for the pending-file lock.
-    pub fn read(hash_dir: &Path, hash: &str, lock_timeout: Duration) -> ReplicaView {
+    /// Reads the current DB of kind `K` for `hash` in `hash_dir`;
+    /// `lock_timeout` bounds the wait for the pending-file lock.
+    pub fn read<K: Viewed>(hash_dir: &Path, hash: &str, lock_timeout: Duration) -> ReplicaView {
         let Some(path) = db_files(hash_dir, hash).pop() else {
             return ReplicaView::default();
         };
@@ -48,30 +82,32 @@ impl ReplicaView {
             path: Some(path.clone()),
             ..Default::default()
         };
-        if let Err(e) = view.fill(&path, lock_timeout) {
+        if let Err(e) = view.fill::<K>(&path, lock_timeout) {
             view.error = Some(e.to_string());
         }
         view
     }
 
-    fn fill(&mut self, path: &Path, lock_timeout: Duration) -> crate::db::Result<()> {
-        let mut b = ContainerBroker::open_checked(path)?;
+    fn fill<K: Viewed>(&mut self, path: &Path, lock_timeout: Duration) -> crate::db::Result<()> {
+        let mut b = Broker::<K>::open_checked(path)?;
         b.set_pending_timeout(lock_timeout);
         let info = b.get_replication_info()?;
-        self.id = info.id;
-        self.hash = info.hash;
-        self.max_row = info.max_row;
-        self.count = info.count;
-        self.bytes_used = info.bytes_used;
+        self.id = info.id().to_string();
+        self.hash = info.hash().to_string();
+        self.max_row = info.max_row();
+        self.count = info.count();
+        self.bytes_used = info.bytes_used();
         self.incoming = b.get_syncs(true)?;
         self.outgoing = b.get_syncs(false)?;
         let items = b.items_since_no_commit(-1, usize::MAX >> 1)?;
         self.rows = items.len() as i64;
-        self.tombstones = items.iter().filter(|i| i.deleted == 1).count() as i64;
-        self.items = items
-            .into_iter()
-            .map(|i| ((i.name, i.storage_policy_index), i.created_at))
-            .collect();
+        self.tombstones = 0;
+        self.items = BTreeMap::new();
+        for item in &items {
+            let (key, version, deleted) = K::view_item(item);
+            self.tombstones += i64::from(deleted);
+            self.items.insert(key, version);
+        }
         Ok(())
     }
 
