@@ -137,7 +137,9 @@ fn insufficient_storage(device: &str) -> Reply {
 }
 
 /// Maps a broker error: corrupt DBs are quarantined (Swift's
-/// `possibly_quarantine`), bad input is a 400, the rest a 500.
+/// `possibly_quarantine`) and answer 500; every other error answers the
+/// status its kind maps to ([`DbError::status`]: bad input 400, a lock
+/// timeout 503, a full disk 507, ...).
 fn db_err(e: DbError) -> Reply {
     match &e {
         DbError::NotFound(_) => not_found(),
@@ -150,8 +152,12 @@ fn db_err(e: DbError) -> Reply {
             internal(e.to_string())
         }
         _ => {
-            tracing::error!("{e}");
-            internal(e.to_string())
+            let code =
+                StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            if code.is_server_error() {
+                tracing::error!("{e}");
+            }
+            Reply::text(code, e.to_string())
         }
     }
 }
