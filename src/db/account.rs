@@ -80,6 +80,7 @@ pub enum AccountListingEntry {
         object_count: i64,
         bytes_used: i64,
         put_timestamp: String,
+        storage_policy_index: i64,
     },
     Subdir(String),
 }
@@ -230,6 +231,12 @@ impl AccountBroker {
         let orig_marker = marker.clone();
         let limit = p.limit;
         let mut results: Vec<AccountListingEntry> = Vec::new();
+        // Account DBs from before storage policies list policy 0.
+        let policy_col = if self.has_column("container", "storage_policy_index")? {
+            "storage_policy_index"
+        } else {
+            "0"
+        };
         // Bounded: each round either ends the listing or moves the marker
         // past at least one name.
         while results.len() < limit {
@@ -260,8 +267,8 @@ impl AccountBroker {
             let deleted_cond = format!("{deleted_key} = 0");
             conds.push(&deleted_cond);
             let sql = format!(
-                "SELECT name, object_count, bytes_used, put_timestamp FROM container
-                 WHERE {} ORDER BY name {} LIMIT ?",
+                "SELECT name, object_count, bytes_used, put_timestamp, {policy_col}
+                 FROM container WHERE {} ORDER BY name {} LIMIT ?",
                 conds.join(" AND "),
                 if p.reverse { "DESC" } else { "" }
             );
@@ -274,6 +281,7 @@ impl AccountBroker {
                         object_count: col_int(r, 1)?,
                         bytes_used: col_int(r, 2)?,
                         put_timestamp: col_text(r, 3)?,
+                        storage_policy_index: col_int(r, 4)?,
                     })
                 })
                 .map_err(|e| self.err(e))?

@@ -119,6 +119,9 @@ pub struct Broker<K: DbKind> {
     pub(super) db_version: i32,
     /// (device, inode) of the file the connection opened.
     file_id: Option<(u64, u64)>,
+    /// Reads go on with the committed rows when the pending file's lock
+    /// cannot be had (Swift's `stale_reads_ok`).
+    stale_reads_ok: bool,
     kind: PhantomData<K>,
 }
 
@@ -149,6 +152,7 @@ impl<K: DbKind> Broker<K> {
             pending_timeout: DEFAULT_PENDING_TIMEOUT,
             db_version: 1,
             file_id: id,
+            stale_reads_ok: false,
             kind: PhantomData,
         };
         broker.db_version = broker.read_db_version()?;
@@ -223,6 +227,14 @@ impl<K: DbKind> Broker<K> {
         self.pending_timeout = timeout;
     }
 
+    /// With `true`, reads that commit the pending file first (`get_info`,
+    /// listings, ...) answer from the committed rows when the pending
+    /// file's lock is not had in time, instead of failing (Swift's
+    /// `stale_reads_ok`, for HEAD and GET).
+    pub fn set_stale_reads_ok(&mut self, ok: bool) {
+        self.stale_reads_ok = ok;
+    }
+
     pub(crate) fn err(&self, e: rusqlite::Error) -> DbError {
         DbError::sqlite(&self.db_file, e)
     }
@@ -290,7 +302,14 @@ impl<K: DbKind> Broker<K> {
             Ok(m) if m.len() > 0 => {}
             _ => return Ok(()),
         }
-        let _lock = lock_parent(&self.pending_file, self.pending_timeout)?;
+        let _lock = match lock_parent(&self.pending_file, self.pending_timeout) {
+            Ok(l) => l,
+            Err(e @ DbError::LockTimeout { .. }) if self.stale_reads_ok => {
+                tracing::debug!("reading committed rows only: {e}");
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
         self.commit_pending_locked(Vec::new())
     }
 
@@ -860,6 +879,15 @@ impl<K: DbKind> Broker<K> {
     /// Direct access for read-only SQL in tests and tools.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Does `table` have `column`?
+    pub fn has_column(&self, table: &str, column: &str) -> Result<bool> {
+        let mut q = self
+            .conn
+            .prepare_cached("SELECT 1 FROM pragma_table_info(?) WHERE name = ?")
+            .map_err(|e| self.err(e))?;
+        q.exists(params![table, column]).map_err(|e| self.err(e))
     }
 
     /// Rows in the row table, and how many of them are tombstones.

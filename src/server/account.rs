@@ -22,7 +22,6 @@ use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{request::Parts, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
 use axum::response::Response;
-use rusqlite::OptionalExtension;
 use serde_json::{Map, Value};
 
 use super::container::isoformat;
@@ -767,39 +766,6 @@ fn committed_policy_stats(broker: &AccountBroker) -> crate::db::Result<Vec<Polic
     Ok(Vec::new())
 }
 
-/// The storage policy index of each live container named (0 on DBs that
-/// predate storage policies). The broker's listing does not carry it.
-fn policy_indexes(broker: &AccountBroker, names: &[&str]) -> Res<Vec<i64>> {
-    let conn = broker.connection();
-    let sqlite = |e| {
-        db_err(DbError::Sqlite {
-            path: broker.db_file().to_path_buf(),
-            source: e,
-        })
-    };
-    let mut q = match conn.prepare_cached(
-        "SELECT storage_policy_index FROM container WHERE name = ? AND deleted = 0
-         ORDER BY ROWID DESC LIMIT 1",
-    ) {
-        Ok(q) => q,
-        Err(e)
-            if e.to_string()
-                .contains("no such column: storage_policy_index") =>
-        {
-            return Ok(vec![0; names.len()])
-        }
-        Err(e) => return Err(sqlite(e)),
-    };
-    names
-        .iter()
-        .map(|n| {
-            q.query_row([n], |r| col_int(r, 0))
-                .optional()
-                .map(|v| v.unwrap_or(0))
-                .map_err(sqlite)
-        })
-        .collect()
-}
 
 /// The configured policy of an index, if any: (name as configured).
 fn policy_name(state: &AppState, index: i64) -> Option<String> {
@@ -904,14 +870,6 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
                 allow_reserved,
             })
             .or_reply()?;
-        let names: Vec<&str> = entries
-            .iter()
-            .filter_map(|e| match e {
-                AccountListingEntry::Container { name, .. } => Some(name.as_str()),
-                AccountListingEntry::Subdir(_) => None,
-            })
-            .collect();
-        let mut policies = policy_indexes(&broker, &names)?.into_iter();
         let records: Vec<listing::Record> = entries
             .iter()
             .map(|e| match e {
@@ -921,12 +879,13 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
                     object_count,
                     bytes_used,
                     put_timestamp,
+                    storage_policy_index,
                 } => listing::Record::Container {
                     name: name.clone(),
                     count: *object_count,
                     bytes: *bytes_used,
                     last_modified: isoformat(&ts_or_zero(put_timestamp)),
-                    storage_policy: policies.next().and_then(|idx| policy_name(&state, idx)),
+                    storage_policy: policy_name(&state, *storage_policy_index),
                 },
             })
             .collect();
