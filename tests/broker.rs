@@ -1,40 +1,16 @@
 //! The container broker against Swift-made DB files and Swift's behaviour.
 
-use std::path::{Path, PathBuf};
+mod common;
+
+use std::path::Path;
+
+use common::{dbs_json, fixture_node, fixtures, ts};
 
 use rowsync::db::container::{ListingEntry, ListingParams};
 use rowsync::db::{ContainerBroker, DbError, DbState, SyncPoint};
 use rowsync::swift::merge::ObjectItem;
 use rowsync::swift::{chexor, Timestamp};
 use serde_json::{json, Value};
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/swift-2.38")
-}
-
-fn dbs_json() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("dbs.json")).unwrap()).unwrap()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A temp copy of the fixture node (DBs and pending files).
-fn fixture_node() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&fixtures().join("node"), &dir.path().join("node"));
-    dir
-}
 
 fn new_db(dir: &Path) -> ContainerBroker {
     let path = dir.join(
@@ -48,12 +24,6 @@ fn new_db(dir: &Path) -> ContainerBroker {
         0,
     )
     .unwrap()
-}
-
-fn ts(i: u64) -> String {
-    Timestamp::from_raw(170_000_000_000_000 + i as i64 * 100_000, 0)
-        .unwrap()
-        .internal()
 }
 
 fn item(name: &str, t: &str, ctype: &str) -> ObjectItem {

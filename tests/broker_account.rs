@@ -1,24 +1,19 @@
 //! The account broker against the Swift-made account DB and Swift's
 //! account rules (`test/unit/account/test_backend.py` cases, rewritten).
 
+mod common;
+
 use std::path::{Path, PathBuf};
+
+use common::{dbs_json, fixtures, ts};
 
 use rowsync::db::account::AccountListingParams;
 use rowsync::db::{AccountBroker, AccountListingEntry, DbInfo, SyncPoint};
 use rowsync::swift::container_row::ContainerItem;
 use rowsync::swift::{chexor, Timestamp};
-use serde_json::Value;
 
 const FIXTURE_DB: &str =
     "node/sdb1/accounts/5/8d2/30568ee9a7dea8e4aafb5ebcc7d698d2/30568ee9a7dea8e4aafb5ebcc7d698d2.db";
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/swift-2.38")
-}
-
-fn dbs_json() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("dbs.json")).unwrap()).unwrap()
-}
 
 /// A temp copy of the Swift-made account DB (and its pending file).
 fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
@@ -32,12 +27,6 @@ fn fixture_copy() -> (tempfile::TempDir, PathBuf) {
         std::fs::copy(&pending, dst.with_extension("db.pending")).unwrap();
     }
     (dir, dst)
-}
-
-fn ts(i: u64) -> String {
-    Timestamp::from_raw(170_000_000_000_000 + i as i64 * 100_000, 0)
-        .unwrap()
-        .internal()
 }
 
 fn new_account(dir: &Path) -> AccountBroker {

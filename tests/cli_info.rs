@@ -2,38 +2,13 @@
 //! every value checked against `dbs.json`; and clear errors for files
 //! that are not container DBs.
 
-use std::path::{Path, PathBuf};
+mod common;
+
 use std::process::{Command, Output};
 
+use common::{dbs_json, fixture_node as fixture_copy, fixtures};
+
 use serde_json::Value;
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/swift-2.38")
-}
-
-fn dbs_json() -> Value {
-    serde_json::from_str(&std::fs::read_to_string(fixtures().join("dbs.json")).unwrap()).unwrap()
-}
-
-fn copy_tree(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let target = to.join(e.file_name());
-        if e.file_type().unwrap().is_dir() {
-            copy_tree(&e.path(), &target);
-        } else {
-            std::fs::copy(e.path(), &target).unwrap();
-        }
-    }
-}
-
-/// A copy of the fixture node tree (reading a DB commits its pending file).
-fn fixture_copy() -> tempfile::TempDir {
-    let dir = tempfile::tempdir().unwrap();
-    copy_tree(&fixtures().join("node"), &dir.path().join("node"));
-    dir
-}
 
 fn rowsync(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_rowsync"))

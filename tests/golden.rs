@@ -1,19 +1,13 @@
 //! Every case of Swift 2.38's golden vectors for the pure primitives.
 
+mod common;
+
+use common::fixture_json as fixture;
 use rowsync::swift::hash::{partition_of_digest, storage_directory};
 use rowsync::swift::merge::{update_new_item_from_existing, ObjectItem};
 use rowsync::swift::timestamp::{normalize_timestamp, Timestamp};
 use rowsync::swift::{chexor, decode_timestamps, encode_timestamps, HashPathConfig};
 use serde_json::Value;
-
-fn fixture(name: &str) -> Value {
-    let path = format!(
-        "{}/tests/fixtures/swift-2.38/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    serde_json::from_str(&text).unwrap()
-}
 
 fn opt_str(v: &Value) -> Option<&str> {
     v.as_str()

@@ -370,3 +370,44 @@ pub fn all_rows(b: &ContainerBroker) -> Vec<(String, String, i64, String, String
     v.sort();
     v
 }
+
+// ------------------------------------------------------------- fixtures
+
+/// `tests/fixtures/swift-2.38`: Swift-made DBs, rings and golden vectors.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/swift-2.38")
+}
+
+/// One JSON fixture file.
+pub fn fixture_json(name: &str) -> serde_json::Value {
+    let path = fixtures().join(name);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_json::from_str(&text).unwrap()
+}
+
+/// `dbs.json`: what Swift says of its fixture DBs.
+pub fn dbs_json() -> serde_json::Value {
+    fixture_json("dbs.json")
+}
+
+/// Copies a directory tree.
+pub fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let target = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
+}
+
+/// A temp copy of the fixture node tree (`<tmp>/node/...`, DBs and pending
+/// files): reading a DB commits its pending file.
+pub fn fixture_node() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    copy_tree(&fixtures().join("node"), &dir.path().join("node"));
+    dir
+}
