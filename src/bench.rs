@@ -4,8 +4,6 @@
 use std::path::Path;
 use std::time::Instant;
 
-use rusqlite::params;
-
 use crate::db::{ContainerBroker, Result};
 use crate::swift::merge::ObjectItem;
 use crate::swift::Timestamp;
@@ -77,31 +75,10 @@ fn bench_db(dir: &Path, name: &str) -> Result<ContainerBroker> {
 /// (same triggers), one transaction per batch.
 pub fn insert_floor(dir: &Path, rows: &[ObjectItem], batch: usize) -> Result<Measure> {
     let b = bench_db(dir, "00000000000000000000000000floor0")?;
-    let conn = b.connection();
     let start = Instant::now();
-    let run = || -> rusqlite::Result<()> {
-        for chunk in rows.chunks(batch) {
-            conn.execute_batch("BEGIN IMMEDIATE")?;
-            let mut ins = conn.prepare_cached(
-                "INSERT INTO object (name, created_at, size, content_type, etag, deleted,
-                                     storage_policy_index) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )?;
-            for it in chunk {
-                ins.execute(params![
-                    it.name,
-                    it.created_at,
-                    it.size,
-                    it.content_type,
-                    it.etag,
-                    it.deleted,
-                    it.storage_policy_index
-                ])?;
-            }
-            conn.execute_batch("COMMIT")?;
-        }
-        Ok(())
-    };
-    run().map_err(|e| crate::db::DbError::Invalid(format!("floor insert failed: {e}")))?;
+    for chunk in rows.chunks(batch) {
+        b.insert_unmerged(chunk)?;
+    }
     Ok(Measure {
         name: "floor: plain INSERT".into(),
         rows: rows.len(),

@@ -155,6 +155,15 @@ impl ContainerBroker {
         })
     }
 
+    /// INSERTs rows as they are, in one transaction, without the merge rule
+    /// or any sync point: the floor `rowsync bench merge` compares merges
+    /// with. Not for DBs that may already hold the rows' names.
+    pub fn insert_unmerged(&self, rows: &[ObjectItem]) -> Result<()> {
+        let tx = self.write_lock()?;
+        insert_object_rows(self, rows)?;
+        tx.commit().map_err(|e| self.err(e))
+    }
+
     /// Adds an object row through the pending file (Swift's `put_object`).
     pub fn put_object(&self, item: &ObjectItem) -> Result<()> {
         self.put_item(item)
@@ -746,6 +755,32 @@ impl ContainerBroker {
     }
 }
 
+/// INSERTs object rows as they are (the one INSERT of the object table),
+/// within the caller's transaction.
+fn insert_object_rows(b: &ContainerBroker, rows: &[ObjectItem]) -> Result<()> {
+    let mut ins = b
+        .conn
+        .prepare_cached(
+            "INSERT INTO object (name, created_at, size, content_type, etag, deleted,
+                                 storage_policy_index)
+             VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .map_err(|e| b.err(e))?;
+    for it in rows {
+        ins.execute(params![
+            it.name,
+            it.created_at,
+            it.size,
+            it.content_type,
+            it.etag,
+            it.deleted,
+            it.storage_policy_index
+        ])
+        .map_err(|e| b.err(e))?;
+    }
+    Ok(())
+}
+
 /// Swift's container merge (§5.2): per (name, policy), the rule of
 /// `update_new_item_from_existing`; newer rows replace older ones (DELETE +
 /// INSERT), within the caller's transaction.
@@ -812,27 +847,8 @@ fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<Merg
         for (name, policy) in &to_delete {
             del.execute(params![name, policy]).map_err(|e| b.err(e))?;
         }
-        let mut ins = b
-            .conn
-            .prepare_cached(
-                "INSERT INTO object (name, created_at, size, content_type, etag, deleted,
-                                         storage_policy_index)
-                     VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .map_err(|e| b.err(e))?;
-        for it in &queue {
-            ins.execute(params![
-                it.name,
-                it.created_at,
-                it.size,
-                it.content_type,
-                it.etag,
-                it.deleted,
-                it.storage_policy_index
-            ])
-            .map_err(|e| b.err(e))?;
-        }
     }
+    insert_object_rows(b, &queue)?;
     Ok(MergeOutcome {
         inserted: queue.len(),
         replaced: to_delete.len(),
