@@ -1,4 +1,5 @@
-//! rowsync: Swift-compatible container DB replication.
+//! rowsync: Swift-compatible account and container DB servers and
+//! replication.
 
 pub mod bench;
 pub mod cli;

@@ -1,7 +1,8 @@
 //! Read-mostly tools for people looking at a cluster:
 //!
-//! - [`info`]: everything about one container DB file (`rowsync info`).
-//! - [`scan`]: the container DBs on a node's devices, found without
+//! - [`info`]: everything about one container or account DB file
+//!   (`rowsync info`).
+//! - [`scan`]: the DBs in a datadir of a node's devices, found without
 //!   changing anything (unlike the replicator's walk, which removes empty
 //!   directories).
 //! - [`status`]: how far each replica of a node's DBs is behind
