@@ -169,15 +169,79 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new().fallback(route).with_state(state)
 }
 
+/// The most request headers accepted, as Swift's servers accept them
+/// (`MAX_HEADER_COUNT`): a proxy's container PUT carries up to 90
+/// metadata headers besides its own.
+pub const MAX_HEADER_COUNT: usize = 256;
+
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
+/// HTTP/1.1 with keep-alive; a request over [`MAX_HEADER_COUNT`] headers
+/// is answered 431 by the HTTP layer and logged.
 pub async fn serve(
     state: Arc<AppState>,
     listener: tokio::net::TcpListener,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, app(state))
-        .with_graceful_shutdown(shutdown)
-        .await
+    use hyper_util::rt::TokioIo;
+    use hyper_util::service::TowerToHyperService;
+    use tower::ServiceExt;
+
+    let router = app(state);
+    // Dropped when shutdown starts: connections see it and close gracefully.
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(());
+    // Every connection task holds a clone; all gone = all finished.
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::channel::<()>(1);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(x) => x,
+                Err(e) => {
+                    // Out of descriptors and the like: back off, go on.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = router
+            .clone()
+            .map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(Body::new));
+        let mut stop = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.max_headers(MAX_HEADER_COUNT);
+            let conn =
+                builder.serve_connection(TokioIo::new(stream), TowerToHyperService::new(service));
+            tokio::pin!(conn);
+            let result = tokio::select! {
+                r = conn.as_mut() => r,
+                _ = stop.changed() => {
+                    conn.as_mut().graceful_shutdown();
+                    conn.as_mut().await
+                }
+            };
+            if let Err(e) = result {
+                if e.is_parse_too_large() {
+                    tracing::warn!(%peer, "request refused: {e} (more than {MAX_HEADER_COUNT} headers or a header too large)");
+                } else if e.is_parse() {
+                    tracing::warn!(%peer, "malformed request refused: {e}");
+                } else {
+                    tracing::debug!(%peer, "connection ended: {e}");
+                }
+            }
+            drop(done);
+        });
+    }
+    drop(listener);
+    drop(stop_rx);
+    drop(stop_tx);
+    drop(done_tx);
+    let _ = done_rx.recv().await;
+    Ok(())
 }
 
 /// Binds `bind_ip:bind_port` from the config.
