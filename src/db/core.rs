@@ -227,6 +227,10 @@ impl<K: DbKind> Broker<K> {
         self.pending_timeout = timeout;
     }
 
+    pub fn pending_timeout(&self) -> Duration {
+        self.pending_timeout
+    }
+
     /// With `true`, reads that commit the pending file first (`get_info`,
     /// listings, ...) answer from the committed rows when the pending
     /// file's lock is not had in time, instead of failing (Swift's

@@ -98,6 +98,18 @@ impl DbError {
         }
     }
 
+    /// Did a write fail because the DB file was renamed or replaced under
+    /// the open connection (SQLite's `SQLITE_READONLY_DBMOVED`)?
+    pub fn is_db_moved(&self) -> bool {
+        match self {
+            DbError::Sqlite {
+                source: rusqlite::Error::SqliteFailure(e, _),
+                ..
+            } => e.extended_code == rusqlite::ffi::SQLITE_READONLY_DBMOVED,
+            _ => false,
+        }
+    }
+
     /// Is this a full disk (the device cannot take writes)?
     pub fn is_disk_full(&self) -> bool {
         self.status() == 507

@@ -53,13 +53,29 @@ impl<K: DbKind> LocalDb<K> {
     }
 
     /// Runs `f` on the broker (blocking SQLite work off the async path).
-    pub fn call<R>(&self, f: impl FnOnce(&Broker<K>) -> R) -> R {
+    /// When the DB file was replaced under the open connection (a peer's
+    /// `rsync_then_merge` renamed a new file over it: writes through the old
+    /// connection fail as a read-only database), the DB is opened again and
+    /// `f` runs once more on the file that is there now.
+    pub fn call<R>(
+        &self,
+        mut f: impl FnMut(&Broker<K>) -> Result<R, DbError>,
+    ) -> Result<R, DbError> {
         tokio::task::block_in_place(|| {
-            let guard = match self.broker.lock() {
+            let mut guard = match self.broker.lock() {
                 Ok(g) => g,
                 Err(p) => p.into_inner(),
             };
-            f(&guard)
+            match f(&guard) {
+                Err(e) if e.is_db_moved() || guard.replaced() => {
+                    tracing::info!(db = %self.path.display(), "DB file replaced under us ({e}); reopening");
+                    let mut fresh = Broker::<K>::open(&self.path)?;
+                    fresh.set_pending_timeout(guard.pending_timeout());
+                    *guard = fresh;
+                    f(&guard)
+                }
+                r => r,
+            }
         })
     }
 }
@@ -284,7 +300,7 @@ async fn fetch_shard_ranges<K: ReplKind>(
     {
         Ok(r) if r.is_success() => match serde_json::from_slice::<Vec<ShardRange>>(&r.body) {
             Ok(ranges) => {
-                db.call(|b| K::merge_peer_shard_ranges(b, ranges))?;
+                db.call(|b| K::merge_peer_shard_ranges(b, ranges.clone()))?;
             }
             Err(e) => tracing::warn!(peer = %node_name(node), "unreadable shard ranges: {e}"),
         },
@@ -612,5 +628,33 @@ async fn rsync_to(
             tracing::error!("ERROR rsync failed: {e}");
             false
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::ContainerBroker;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_reach_a_db_file_replaced_under_the_connection() {
+        let dir = tempfile::tempdir().unwrap();
+        let hash = "0123456789abcdef0123456789abcabc";
+        let path = dir
+            .path()
+            .join(format!("sda/containers/1/abc/{hash}/{hash}.db"));
+        let b = ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
+        let db = LocalDb::new(b, hash.into(), "sda".into());
+        // A peer's rsync_then_merge renames a new file over ours.
+        let shipped = dir.path().join("sda/tmp/shipped.db");
+        let new = ContainerBroker::create(&shipped, "a", "c", None, 0).unwrap();
+        let new_id = new.get_info().unwrap().id;
+        drop(new);
+        std::fs::rename(&shipped, &path).unwrap();
+        db.call(|b| b.merge_syncs(&[SyncPoint::new("peer", 5)], false))
+            .unwrap();
+        let now = ContainerBroker::open(&path).unwrap();
+        assert_eq!(now.get_info().unwrap().id, new_id);
+        assert_eq!(now.get_sync("peer", false).unwrap(), 5);
     }
 }
