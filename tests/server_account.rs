@@ -1298,7 +1298,7 @@ async fn options_and_methods() {
 }
 
 #[tokio::test]
-async fn head_reads_committed_stats_while_the_pending_file_is_locked() {
+async fn head_and_get_read_committed_rows_while_the_pending_file_is_locked() {
     let s = start().await;
     assert_eq!(s.put_account("a", 1).await.status, StatusCode::CREATED);
     let r = s.update("a", "c1", &ts(2), "0", "1", "1", None, &[]).await;
@@ -1337,6 +1337,18 @@ async fn head_reads_committed_stats_while_the_pending_file_is_locked() {
             ),
         ]
     );
+    // GET lists the committed containers too, rather than answering 503.
+    let r = s.get("/sda/0/a?format=json").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text());
+    assert_eq!(r.h("x-account-container-count"), "1");
+    assert_eq!(
+        r.json(),
+        serde_json::json!([
+            {"name": "c1", "count": 1, "bytes": 1, "last_modified": iso(2),
+             "storage_policy": "gold"}
+        ])
+    );
+    assert_eq!(s.names("/sda/0/a").await, vec!["c1"]);
     assert!(started.elapsed() < std::time::Duration::from_secs(5));
     drop(lock);
 
@@ -1345,5 +1357,6 @@ async fn head_reads_committed_stats_while_the_pending_file_is_locked() {
     assert_eq!(r.h("x-account-object-count"), "3");
     assert_eq!(r.h("x-account-storage-policy-silver-object-count"), "2");
     assert_eq!(std::fs::metadata(&pending).unwrap().len(), 0);
+    assert_eq!(s.names("/sda/0/a").await, vec!["c1", "c2"]);
     s.stop().await;
 }

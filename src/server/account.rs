@@ -18,39 +18,23 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{request::Parts, HeaderMap, HeaderName, HeaderValue, Method, StatusCode};
+use axum::http::{request::Parts, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::container::isoformat;
-use super::AppState;
+use super::listing::isoformat;
+use super::reply::{self, blocking, default_body, Reply, Res};
+use super::request::{
+    config_true_value, constrain_limit, decode_path, header_latin1, header_true,
+    is_sys_or_user_meta, listing_request, py_int_digits, quote, title_header, valid_internal_name,
+    valid_timestamp, ContentTypeError, Params, ACCOUNT_LISTING_LIMIT, AUTO_CREATE_ACCOUNT_PREFIX,
+};
+use super::{metadata, AppState};
 use crate::db::account::{AccountListingParams, PolicyStat};
-use crate::db::core::{col_int, ts_or_zero};
+use crate::db::core::ts_or_zero;
 use crate::db::{files, Account, AccountBroker, AccountListingEntry, DbError, DbKind};
 use crate::swift::Timestamp;
-
-use request::{
-    config_true_value, header_bytes, header_latin1, is_account_meta, py_int, title_header,
-    valid_internal_name, ContentTypeError, Params, ACCOUNT_LISTING_LIMIT,
-    AUTO_CREATE_ACCOUNT_PREFIX, MAX_META_COUNT, MAX_META_OVERALL_SIZE,
-};
-
-/// Every method the account server answers (Swift's `allowed_methods`,
-/// sorted).
-const METHODS: [&str; 7] = [
-    "DELETE",
-    "GET",
-    "HEAD",
-    "OPTIONS",
-    "POST",
-    "PUT",
-    "REPLICATE",
-];
-
-/// swob's default `Content-Type`.
-const HTML_UTF8: &str = "text/html; charset=UTF-8";
 
 /// How long HEAD/GET wait for the pending file's lock before reading what
 /// is committed (Swift's `pending_timeout=0.1, stale_reads_ok=True`).
@@ -61,71 +45,10 @@ const UPDATE_PENDING_TIMEOUT: Duration = Duration::from_secs(3);
 
 // ------------------------------------------------------------------ replies
 
-/// A response under construction; also the error type of the handlers.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Vec<u8>,
-}
-
-type Res<T> = std::result::Result<T, Reply>;
-
-impl Reply {
-    /// An empty-bodied response with swob's default content type.
-    fn new(status: StatusCode) -> Reply {
-        Reply::html(status, "")
-    }
-
-    /// A response with swob's default body for the status.
-    fn swob(status: StatusCode) -> Reply {
-        Reply::html(status, request::default_body(status, None))
-    }
-
-    /// A body with swob's default content type (`HTTPxxx(body=...)`).
-    fn html(status: StatusCode, body: impl Into<String>) -> Reply {
-        let mut r = Reply {
-            status,
-            headers: Vec::new(),
-            body: body.into().into_bytes(),
-        };
-        r.push_header("Content-Type", HTML_UTF8.as_bytes());
-        r
-    }
-
-    /// A `text/plain` body (`HTTPxxx(body=..., content_type='text/plain')`).
-    fn text(status: StatusCode, msg: impl Into<String>) -> Reply {
-        let mut r = Reply::html(status, msg);
-        r.push_header("Content-Type", b"text/plain; charset=UTF-8");
-        r
-    }
-
-    /// Sets a header (replacing one of the same name); names or values
-    /// that are not valid in HTTP are dropped.
-    fn push_header(&mut self, name: &str, value: &[u8]) {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            self.headers.retain(|(k, _)| *k != n);
-            self.headers.push((n, v));
-        }
-    }
-
-    fn header(mut self, name: &str, value: impl ToString) -> Reply {
-        self.push_header(name, value.to_string().as_bytes());
-        self
-    }
-
-    fn into_response(self) -> Response {
-        let mut resp = Response::new(Body::from(self.body));
-        *resp.status_mut() = self.status;
-        let h = resp.headers_mut();
-        for (k, v) in self.headers {
-            h.insert(k, v);
-        }
-        resp
-    }
+/// No body, with swob's default content type (`HTTPxxx()` of a status
+/// without a default body).
+fn empty(status: StatusCode) -> Reply {
+    Reply::html(status, "")
 }
 
 fn bad_text(msg: impl Into<String>) -> Reply {
@@ -138,7 +61,7 @@ fn bad_html(msg: impl Into<String>) -> Reply {
 
 fn insufficient_storage(device: &str) -> Reply {
     let status = StatusCode::INSUFFICIENT_STORAGE;
-    Reply::html(status, request::default_body(status, Some(device)))
+    Reply::html(status, default_body(status, Some(device)))
 }
 
 /// Maps a broker error to Swift's status: corrupt DBs are quarantined
@@ -146,9 +69,7 @@ fn insufficient_storage(device: &str) -> Reply {
 /// with the error as text; the others get swob's body.
 fn db_err(e: DbError) -> Reply {
     if let DbError::Corrupt { path, .. } = &e {
-        if let Err(q) = files::quarantine(path) {
-            tracing::error!("could not quarantine {}: {q}", path.display());
-        }
+        reply::quarantine(path);
     }
     let status = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     match status {
@@ -160,30 +81,6 @@ fn db_err(e: DbError) -> Reply {
         _ => {
             tracing::warn!("account request: {e}");
             Reply::swob(status)
-        }
-    }
-}
-
-trait OrReply<T> {
-    fn or_reply(self) -> Res<T>;
-}
-
-impl<T> OrReply<T> for crate::db::Result<T> {
-    fn or_reply(self) -> Res<T> {
-        self.map_err(db_err)
-    }
-}
-
-/// Runs SQLite work on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Res<T> + Send + 'static) -> Res<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("account request task failed: {e}");
-            Err(Reply::text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("internal error: {e}"),
-            ))
         }
     }
 }
@@ -203,10 +100,10 @@ struct Target {
 /// `validate_internal_container`. Swift checks no name lengths here.
 fn target(path: &str, with_container: bool) -> Res<Target> {
     let max = if with_container { 4 } else { 3 };
-    let segs = request::split_path(path, 3, max).map_err(bad_text)?;
+    let segs = self::request::split_path(path, 3, max).map_err(bad_text)?;
     let get = |i: usize| segs.get(i).cloned().flatten();
     let (Some(device), Some(partition), Some(account)) = (get(0), get(1), get(2)) else {
-        return Err(bad_text(format!("Invalid path: {}", request::quote(path))));
+        return Err(bad_text(format!("Invalid path: {}", quote(path))));
     };
     let container = get(3);
     if !valid_internal_name(&account) {
@@ -223,22 +120,6 @@ fn target(path: &str, with_container: bool) -> Res<Target> {
         account,
         container,
     })
-}
-
-/// Swift's `check_drive`: the device's path, or 507.
-fn check_drive(state: &AppState, device: &str) -> Res<PathBuf> {
-    state
-        .device_path(device)
-        .ok_or_else(|| insufficient_storage(device))
-}
-
-/// `fs_has_free_space` with `fallocate_reserve` (PUT and POST only).
-fn check_free_space(state: &AppState, device: &str) -> Res<()> {
-    if state.has_free_space(device) {
-        Ok(())
-    } else {
-        Err(insufficient_storage(device))
-    }
 }
 
 /// The account DB file: `<device>/accounts/<part>/<suffix>/<hash>/<hash>.db`
@@ -267,22 +148,30 @@ fn db_file(state: &AppState, device_path: &Path, t: &Target) -> Res<PathBuf> {
 
 /// Swift's `valid_timestamp`.
 fn req_timestamp(headers: &HeaderMap) -> Res<Timestamp> {
-    match header_latin1(headers, "x-timestamp") {
-        None => Err(bad_text("Missing X-Timestamp header")),
-        Some(v) => Timestamp::parse(&v).map_err(|_| bad_text("Invalid X-Timestamp header")),
-    }
+    valid_timestamp(headers).map_err(bad_text)
 }
 
 fn open(db: &Path) -> Res<AccountBroker> {
-    AccountBroker::open(db).or_reply()
+    AccountBroker::open(db).map_err(db_err)
 }
 
-/// Swift's `is_status_deleted()`: status `DELETED`, or a delete timestamp
-/// greater than the put timestamp as stored strings (no pending commit, no
-/// container count).
-fn is_status_deleted(broker: &AccountBroker) -> crate::db::Result<bool> {
-    let info = Account::read_info(broker)?;
-    Ok(info.status == "DELETED" || info.delete_timestamp > info.put_timestamp)
+/// The broker of an account that exists and is not deleted, or Swift's
+/// 404. For HEAD and GET (`read`), pending updates wait for the lock only
+/// briefly and are left out when it is busy (Swift's
+/// `pending_timeout=0.1, stale_reads_ok=True`).
+fn open_live(db: &Path, read: bool) -> Res<AccountBroker> {
+    if !db.exists() {
+        return Err(deleted_response(StatusCode::NOT_FOUND, "", None));
+    }
+    let mut broker = open(db)?;
+    if read {
+        broker.set_pending_timeout(READ_PENDING_TIMEOUT);
+        broker.set_stale_reads_ok(true);
+    }
+    if broker.is_deleted().map_err(db_err)? {
+        return Err(deleted_response(StatusCode::NOT_FOUND, "", Some(&broker)));
+    }
+    Ok(broker)
 }
 
 /// Swift's `_deleted_response`: the body as given, `charset=utf-8`, and
@@ -290,7 +179,7 @@ fn is_status_deleted(broker: &AccountBroker) -> crate::db::Result<bool> {
 fn deleted_response(status: StatusCode, body: &str, broker: Option<&AccountBroker>) -> Reply {
     let mut r = Reply::html(status, body);
     r.push_header("Content-Type", b"text/html; charset=utf-8");
-    if broker.is_some_and(|b| is_status_deleted(b).unwrap_or(false)) {
+    if broker.is_some_and(|b| b.is_status_deleted().unwrap_or(false)) {
         r.push_header("X-Account-Status", b"Deleted");
     }
     r
@@ -310,30 +199,14 @@ struct MetaUpdate {
 /// The `X-Account-Meta-*` / `X-Account-Sysmeta-*` headers of a request,
 /// named as Swift names them; other headers are ignored whatever they hold.
 fn metadata_updates(headers: &HeaderMap, ts: &Timestamp) -> Vec<MetaUpdate> {
-    let mut out = Vec::new();
-    for name in headers.keys() {
-        let lower = name.as_str();
-        if !is_account_meta(lower) {
-            continue;
-        }
-        let Some(raw) = header_bytes(headers, lower) else {
-            continue;
-        };
-        out.push(MetaUpdate {
-            key: title_header(lower),
-            value: String::from_utf8(raw).ok(),
+    metadata::from_headers(headers, |lower| is_sys_or_user_meta("account", lower))
+        .into_iter()
+        .map(|(key, value)| MetaUpdate {
+            key,
+            value,
             timestamp: ts.internal(),
-        });
-    }
-    out
-}
-
-fn meta_value(v: &Value) -> Option<&str> {
-    v.get(0).and_then(Value::as_str)
-}
-
-fn meta_ts(v: &Value) -> &str {
-    v.get(1).and_then(Value::as_str).unwrap_or("")
+        })
+        .collect()
 }
 
 /// What `update_metadata` would store: `None` when no update is new or
@@ -345,7 +218,7 @@ fn merged_metadata(
 ) -> Res<Option<Map<String, Value>>> {
     let newer = |u: &MetaUpdate| match current.get(&u.key) {
         None => true,
-        Some(old) => u.timestamp.as_str() > meta_ts(old),
+        Some(old) => u.timestamp.as_str() > metadata::timestamp(old),
     };
     if !updates.iter().any(newer) {
         return Ok(None);
@@ -357,50 +230,16 @@ fn merged_metadata(
         };
         merged.insert(
             u.key.clone(),
-            Value::Array(vec![
-                Value::String(value.clone()),
-                Value::String(u.timestamp.clone()),
-            ]),
+            metadata::item(value.clone(), u.timestamp.clone()),
         );
     }
     Ok(Some(merged))
 }
 
-/// `DatabaseBroker.validate_metadata` over the metadata as it would be.
-fn validate_metadata(md: &Map<String, Value>) -> Res<()> {
-    let mut count = 0usize;
-    let mut size = 0usize;
-    for (key, v) in md {
-        let value = meta_value(v).unwrap_or("");
-        if key.contains('\0') || value.contains('\0') {
-            return Err(bad_html("Metadata must be valid UTF-8"));
-        }
-        let lower = key.to_lowercase();
-        let stripped = lower
-            .strip_prefix("x-account-meta-")
-            .or_else(|| lower.strip_prefix("x-container-meta-"));
-        if let (false, Some(k)) = (value.is_empty(), stripped) {
-            count += 1;
-            size += k.chars().count() + value.chars().count();
-        }
-    }
-    if count > MAX_META_COUNT {
-        return Err(bad_html(format!(
-            "Too many metadata items; max {MAX_META_COUNT}"
-        )));
-    }
-    if size > MAX_META_OVERALL_SIZE {
-        return Err(bad_html(format!(
-            "Total metadata too large; max {MAX_META_OVERALL_SIZE}"
-        )));
-    }
-    Ok(())
-}
-
 /// Checks that the updates can be stored over `current`.
 fn check_metadata(current: &Map<String, Value>, updates: &[MetaUpdate]) -> Res<()> {
     match merged_metadata(current, updates)? {
-        Some(merged) => validate_metadata(&merged),
+        Some(merged) => metadata::validate(&merged).map_err(bad_html),
         None => Ok(()),
     }
 }
@@ -410,22 +249,16 @@ fn apply_metadata(broker: &AccountBroker, updates: &[MetaUpdate]) -> Res<()> {
     if updates.is_empty() {
         return Ok(());
     }
-    let current = broker.metadata().or_reply()?;
+    let current = broker.metadata().map_err(db_err)?;
     check_metadata(&current, updates)?;
     let map: Map<String, Value> = updates
         .iter()
         .filter_map(|u| {
             let value = u.value.clone()?;
-            Some((
-                u.key.clone(),
-                Value::Array(vec![
-                    Value::String(value),
-                    Value::String(u.timestamp.clone()),
-                ]),
-            ))
+            Some((u.key.clone(), metadata::item(value, u.timestamp.clone())))
         })
         .collect();
-    broker.update_metadata(&map).or_reply()?;
+    broker.update_metadata(&map).map_err(db_err)?;
     Ok(())
 }
 
@@ -433,7 +266,7 @@ fn apply_metadata(broker: &AccountBroker, updates: &[MetaUpdate]) -> Res<()> {
 
 pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     let (parts, _body) = req.into_parts();
-    let Some(path) = request::decode_path(parts.uri.path()) else {
+    let Some(path) = decode_path(parts.uri.path()) else {
         return Reply::html(StatusCode::PRECONDITION_FAILED, "Invalid UTF8").into_response();
     };
     let result = match parts.method.as_str() {
@@ -450,27 +283,16 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
 }
 
 fn options(state: &AppState) -> Reply {
-    let allow = METHODS
-        .iter()
-        .filter(|m| state.conf.replication_server || **m != "REPLICATE")
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ");
-    Reply::new(StatusCode::OK)
-        .header("Allow", allow)
-        .header(
-            "Server",
-            format!("account-server/rowsync-{}", env!("CARGO_PKG_VERSION")),
-        )
-        .header("Content-Length", 0)
+    let base = empty(StatusCode::OK);
+    reply::options(base, &[], state.conf.replication_server, "account-server")
 }
 
 // PUT --------------------------------------------------------------------
 
 async fn put(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
     let t = target(path, true)?;
-    let dev = check_drive(state, &t.device)?;
-    check_free_space(state, &t.device)?;
+    let dev = state.check_drive(&t.device, insufficient_storage)?;
+    state.check_free_space(&t.device, insufficient_storage)?;
     let db = db_file(state, &dev, &t)?;
     match t.container.clone() {
         Some(container) => put_container(parts, t, container, db).await,
@@ -501,7 +323,7 @@ impl ContainerUpdate {
             Ok(v)
         };
         let int = |name: &str, v: &str| {
-            py_int(v).ok_or_else(|| bad_text(format!("Invalid {name} header")))
+            py_int_digits(v).ok_or_else(|| bad_text(format!("Invalid {name} header")))
         };
         let put_timestamp = timestamp("X-Put-Timestamp")?;
         let delete_timestamp = timestamp("X-Delete-Timestamp")?;
@@ -557,7 +379,7 @@ async fn put_container(parts: &Parts, t: Target, container: String, db: PathBuf)
         if let Some(timeout) = pending_timeout {
             broker.set_pending_timeout(timeout);
         }
-        if !override_deleted && broker.is_deleted().or_reply()? {
+        if !override_deleted && broker.is_deleted().map_err(db_err)? {
             return Err(Reply::swob(StatusCode::NOT_FOUND));
         }
         broker
@@ -569,8 +391,8 @@ async fn put_container(parts: &Parts, t: Target, container: String, db: PathBuf)
                 update.bytes_used,
                 update.storage_policy_index,
             )
-            .or_reply()?;
-        Ok(Reply::new(status))
+            .map_err(db_err)?;
+        Ok(empty(status))
     })
     .await
 }
@@ -591,24 +413,26 @@ async fn put_account(parts: &Parts, t: Target, db: PathBuf) -> Res<Reply> {
             }
         } else {
             let broker = open(&db)?;
-            if is_status_deleted(&broker).or_reply()? {
+            if broker.is_status_deleted().map_err(db_err)? {
                 return Err(deleted_response(
                     StatusCode::FORBIDDEN,
                     "Recently deleted",
                     Some(&broker),
                 ));
             }
-            check_metadata(&broker.metadata().or_reply()?, &updates)?;
-            let created = broker.is_deleted().or_reply()?;
-            broker.update_put_timestamp(&ts.internal()).or_reply()?;
-            if broker.is_deleted().or_reply()? {
+            check_metadata(&broker.metadata().map_err(db_err)?, &updates)?;
+            let created = broker.is_deleted().map_err(db_err)?;
+            broker
+                .update_put_timestamp(&ts.internal())
+                .map_err(db_err)?;
+            if broker.is_deleted().map_err(db_err)? {
                 return Err(Reply::swob(StatusCode::CONFLICT));
             }
             (created, broker)
         };
         apply_metadata(&broker, &updates)?;
         Ok(if created {
-            Reply::new(StatusCode::CREATED)
+            empty(StatusCode::CREATED)
         } else {
             Reply::swob(StatusCode::ACCEPTED)
         })
@@ -620,18 +444,12 @@ async fn put_account(parts: &Parts, t: Target, db: PathBuf) -> Res<Reply> {
 
 async fn delete(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
     let t = target(path, false)?;
-    let dev = check_drive(state, &t.device)?;
+    let dev = state.check_drive(&t.device, insufficient_storage)?;
     let ts = req_timestamp(&parts.headers)?;
     let db = db_file(state, &dev, &t)?;
     blocking(move || {
-        if !db.exists() {
-            return Err(deleted_response(StatusCode::NOT_FOUND, "", None));
-        }
-        let broker = open(&db)?;
-        if broker.is_deleted().or_reply()? {
-            return Err(deleted_response(StatusCode::NOT_FOUND, "", Some(&broker)));
-        }
-        broker.delete_db(&ts.internal()).or_reply()?;
+        let broker = open_live(&db, false)?;
+        broker.delete_db(&ts.internal()).map_err(db_err)?;
         Ok(deleted_response(StatusCode::NO_CONTENT, "", Some(&broker)))
     })
     .await
@@ -642,130 +460,43 @@ async fn delete(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> 
 async fn post(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
     let t = target(path, false)?;
     let ts = req_timestamp(&parts.headers)?;
-    let dev = check_drive(state, &t.device)?;
-    check_free_space(state, &t.device)?;
+    let dev = state.check_drive(&t.device, insufficient_storage)?;
+    state.check_free_space(&t.device, insufficient_storage)?;
     let db = db_file(state, &dev, &t)?;
     let updates = metadata_updates(&parts.headers, &ts);
     blocking(move || {
-        if !db.exists() {
-            return Err(deleted_response(StatusCode::NOT_FOUND, "", None));
-        }
-        let broker = open(&db)?;
-        if broker.is_deleted().or_reply()? {
-            return Err(deleted_response(StatusCode::NOT_FOUND, "", Some(&broker)));
-        }
+        let broker = open_live(&db, false)?;
         apply_metadata(&broker, &updates)?;
-        Ok(Reply::new(StatusCode::NO_CONTENT))
+        Ok(empty(StatusCode::NO_CONTENT))
     })
     .await
 }
 
 // GET / HEAD -------------------------------------------------------------
 
-/// The listing options of a GET.
-#[derive(Debug, Clone)]
-struct ListingQuery {
-    limit: usize,
-    marker: String,
-    end_marker: String,
-    prefix: Option<String>,
-    delimiter: Option<String>,
-    reverse: bool,
-}
-
-/// The GET parameters, read in Swift's order (prefix, delimiter, reverse,
-/// limit, marker, end_marker); `format` is read with the content type.
-fn listing_query(params: &Params) -> Res<ListingQuery> {
+/// The listing options of a GET's parameters, read in Swift's order
+/// (prefix, delimiter, reverse, limit, marker, end_marker); `format` is
+/// read with the content type.
+fn listing_query(params: &Params) -> Res<AccountListingParams> {
     let get = |name: &str| params.get(name).map_err(bad_text);
     let prefix = get("prefix")?;
     let delimiter = get("delimiter")?;
     let reverse = get("reverse")?.is_some_and(|r| config_true_value(&r));
-    // constrain_req_limit: only an all-digit limit counts.
-    let mut limit = ACCOUNT_LISTING_LIMIT;
-    if let Some(l) = get("limit")? {
-        if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) {
-            limit = match l.parse::<usize>() {
-                Ok(n) if n <= ACCOUNT_LISTING_LIMIT => n,
-                _ => {
-                    return Err(Reply::html(
-                        StatusCode::PRECONDITION_FAILED,
-                        format!("Maximum limit is {ACCOUNT_LISTING_LIMIT}"),
-                    ))
-                }
-            };
-        }
-    }
+    let limit = constrain_limit(get("limit")?.as_deref(), ACCOUNT_LISTING_LIMIT)
+        .map_err(|m| Reply::html(StatusCode::PRECONDITION_FAILED, m))?;
     let marker = get("marker")?;
     let end_marker = get("end_marker")?;
     let nonempty = |v: Option<String>| v.filter(|s| !s.is_empty());
-    Ok(ListingQuery {
+    Ok(AccountListingParams {
         limit,
         marker: marker.unwrap_or_default(),
         end_marker: end_marker.unwrap_or_default(),
         prefix: nonempty(prefix),
         delimiter: nonempty(delimiter),
         reverse,
+        allow_reserved: false,
     })
 }
-
-/// Commits the pending file unless its lock (or the DB) is busy; reads
-/// then see what is committed (Swift's `stale_reads_ok`).
-fn commit_stale_ok(broker: &AccountBroker) -> Res<()> {
-    match broker.commit_pending() {
-        Err(e) if e.status() == 503 => {
-            tracing::debug!("account read without the pending updates: {e}");
-            Ok(())
-        }
-        other => other.or_reply(),
-    }
-}
-
-/// `get_policy_stats()`; when the pending file is busy, the committed
-/// stats.
-fn policy_stats(broker: &AccountBroker) -> Res<Vec<PolicyStat>> {
-    match broker.get_policy_stats() {
-        Err(e) if e.status() == 503 => committed_policy_stats(broker).or_reply(),
-        other => other.or_reply(),
-    }
-}
-
-/// `policy_stat` as committed (no pending commit); `container_count` is
-/// `None` on DBs whose table predates it, no rows without the table.
-fn committed_policy_stats(broker: &AccountBroker) -> crate::db::Result<Vec<PolicyStat>> {
-    let conn = broker.connection();
-    let sqlite = |e| DbError::Sqlite {
-        path: broker.db_file().to_path_buf(),
-        source: e,
-    };
-    for columns in [
-        "storage_policy_index, container_count, object_count, bytes_used",
-        "storage_policy_index, NULL, object_count, bytes_used",
-    ] {
-        let sql = format!("SELECT {columns} FROM policy_stat ORDER BY storage_policy_index");
-        let mut q = match conn.prepare(&sql) {
-            Ok(q) => q,
-            Err(e) if e.to_string().contains("no such table") => return Ok(Vec::new()),
-            Err(e) if e.to_string().contains("no such column") => continue,
-            Err(e) => return Err(sqlite(e)),
-        };
-        let rows = q
-            .query_map([], |r| {
-                Ok(PolicyStat {
-                    storage_policy_index: col_int(r, 0)?,
-                    container_count: match r.get_ref(1)? {
-                        rusqlite::types::ValueRef::Null => None,
-                        _ => Some(col_int(r, 1)?),
-                    },
-                    object_count: col_int(r, 2)?,
-                    bytes_used: col_int(r, 3)?,
-                })
-            })
-            .map_err(sqlite)?;
-        return rows.collect::<rusqlite::Result<Vec<_>>>().map_err(sqlite);
-    }
-    Ok(Vec::new())
-}
-
 
 /// The configured policy of an index, if any: (name as configured).
 fn policy_name(state: &AppState, index: i64) -> Option<String> {
@@ -808,52 +539,31 @@ fn account_headers(
             s.bytes_used.to_string(),
         );
     }
-    for (key, v) in metadata {
-        match meta_value(v) {
-            Some(value) if !value.is_empty() => reply.push_header(key, value.as_bytes()),
-            _ => {}
-        }
+    for (key, value) in metadata::nonempty(metadata) {
+        reply.push_header(key, value.as_bytes());
     }
 }
 
 async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
-    let is_get = parts.method == Method::GET;
     let t = target(path, false)?;
-    let params = Params::parse(parts.uri.query());
-    let query = if is_get {
-        Some(listing_query(&params)?)
-    } else {
-        None
-    };
-    let accept = header_latin1(&parts.headers, "accept");
-    let out_type =
-        request::listing_content_type(&params, accept.as_deref()).map_err(|e| match e {
-            ContentTypeError::BadParam(m) => bad_text(m),
-            ContentTypeError::BadAccept => bad_html("Invalid Accept header"),
-            ContentTypeError::NotAcceptable => Reply::swob(StatusCode::NOT_ACCEPTABLE),
-        })?;
-    let dev = check_drive(state, &t.device)?;
+    let (query, out_type) = listing_request(parts, listing_query, |e| match e {
+        ContentTypeError::BadParam(m) => bad_text(m),
+        ContentTypeError::BadAccept => bad_html("Invalid Accept header"),
+        ContentTypeError::NotAcceptable => Reply::swob(StatusCode::NOT_ACCEPTABLE),
+    })?;
+    let dev = state.check_drive(&t.device, insufficient_storage)?;
     let db = db_file(state, &dev, &t)?;
-    let allow_reserved = header_latin1(&parts.headers, "x-backend-allow-reserved-names")
-        .is_some_and(|v| config_true_value(&v));
+    let allow_reserved = header_true(&parts.headers, "x-backend-allow-reserved-names");
     let state = state.clone();
     let account = t.account;
     blocking(move || {
-        if !db.exists() {
-            return Err(deleted_response(StatusCode::NOT_FOUND, "", None));
-        }
-        let mut broker = open(&db)?;
-        broker.set_pending_timeout(READ_PENDING_TIMEOUT);
-        commit_stale_ok(&broker)?;
-        if Account::is_deleted_now(&broker).or_reply()? {
-            return Err(deleted_response(StatusCode::NOT_FOUND, "", Some(&broker)));
-        }
-        let info = Account::read_info(&broker).or_reply()?;
-        let stats = policy_stats(&broker)?;
-        let metadata = broker.metadata().or_reply()?;
+        let broker = open_live(&db, true)?;
+        let info = broker.get_info().map_err(db_err)?;
+        let stats = broker.get_policy_stats().map_err(db_err)?;
+        let metadata = broker.metadata().map_err(db_err)?;
         let content_type = format!("{out_type}; charset=utf-8");
         let Some(q) = query else {
-            let mut r = Reply::new(StatusCode::NO_CONTENT);
+            let mut r = empty(StatusCode::NO_CONTENT);
             account_headers(&mut r, &state, &info, &stats, &metadata);
             return Ok(r
                 .header("Content-Type", content_type)
@@ -861,15 +571,10 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
         };
         let entries = broker
             .list_containers(&AccountListingParams {
-                limit: q.limit,
-                marker: q.marker,
-                end_marker: q.end_marker,
-                prefix: q.prefix,
-                delimiter: q.delimiter,
-                reverse: q.reverse,
                 allow_reserved,
+                ..q
             })
-            .or_reply()?;
+            .map_err(db_err)?;
         let records: Vec<listing::Record> = entries
             .iter()
             .map(|e| match e {
@@ -898,7 +603,7 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
         } else {
             (StatusCode::OK, listing::to_text(&records))
         };
-        let mut r = Reply::new(status);
+        let mut r = empty(status);
         account_headers(&mut r, &state, &info, &stats, &metadata);
         r.body = body;
         Ok(r.header("Content-Type", content_type))

@@ -15,23 +15,24 @@ use std::sync::Arc;
 
 use axum::body::Body;
 use axum::extract::Request;
-use axum::http::{request::Parts, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::http::{request::Parts, HeaderMap, StatusCode};
 use axum::response::Response;
 use serde_json::{Map, Value};
 
-use super::{split_path, AppState};
+use super::reply::{self, blocking, Reply, Res};
+use super::request::{
+    config_true_value, constrain_limit, decode_path, header_latin1, header_true, header_utf8,
+    is_sys_or_user_meta, listing_request, py_int, valid_timestamp, ContentTypeError, Params,
+    AUTO_CREATE_ACCOUNT_PREFIX, CONTAINER_LISTING_LIMIT,
+};
+use super::{metadata, split_path, AppState};
+use crate::db::core::ts_or_zero;
 use crate::db::shard::ShardRange;
 use crate::db::{files, Container, ContainerBroker, ContainerInfo, DbError, DbKind, ListingParams};
 use crate::swift::merge::ObjectItem;
 use crate::swift::Timestamp;
 
-use request::{
-    config_true_value, header_bytes, header_latin1, header_utf8, is_sys_or_user_meta, py_int,
-    title_header, validate_names, ContentTypeError, Params, CONTAINER_LISTING_LIMIT,
-    MAX_META_COUNT, MAX_META_OVERALL_SIZE, SHARDS_ACCOUNT_PREFIX,
-};
-
-pub use listing::{http_date, isoformat};
+use self::request::{validate_names, validate_sync_to, SHARDS_ACCOUNT_PREFIX};
 
 /// Non-meta headers a container keeps as metadata (Swift's `save_headers`;
 /// `x-versions-location` only with the deprecated `allow_versions`, which
@@ -47,71 +48,11 @@ const SAVE_HEADERS: [&str; 4] = [
 /// default).
 const ALLOWED_SYNC_HOSTS: [&str; 1] = ["127.0.0.1"];
 
-/// Every method the container server answers (Swift's `allowed_methods`).
-const METHODS: [&str; 8] = [
-    "DELETE",
-    "GET",
-    "HEAD",
-    "OPTIONS",
-    "POST",
-    "PUT",
-    "REPLICATE",
-    "UPDATE",
-];
+/// The methods the container server answers beside those both servers
+/// answer (Swift's `allowed_methods`).
+const EXTRA_METHODS: [&str; 1] = ["UPDATE"];
 
 // ------------------------------------------------------------------ replies
-
-/// A response under construction; also the error type of the handlers.
-#[derive(Debug)]
-struct Reply {
-    status: StatusCode,
-    headers: Vec<(HeaderName, HeaderValue)>,
-    body: Vec<u8>,
-}
-
-type Res<T> = std::result::Result<T, Reply>;
-
-impl Reply {
-    fn new(status: StatusCode) -> Reply {
-        Reply {
-            status,
-            headers: Vec::new(),
-            body: Vec::new(),
-        }
-    }
-
-    fn text(status: StatusCode, msg: impl Into<String>) -> Reply {
-        let mut r = Reply::new(status);
-        r.body = msg.into().into_bytes();
-        r.header("Content-Type", "text/plain; charset=UTF-8")
-    }
-
-    /// Adds a header; values that are not valid header values are dropped.
-    fn header(mut self, name: &str, value: impl ToString) -> Reply {
-        self.push_header(name, value.to_string().as_bytes());
-        self
-    }
-
-    fn push_header(&mut self, name: &str, value: &[u8]) {
-        if let (Ok(n), Ok(v)) = (
-            HeaderName::from_bytes(name.as_bytes()),
-            HeaderValue::from_bytes(value),
-        ) {
-            self.headers.retain(|(k, _)| *k != n);
-            self.headers.push((n, v));
-        }
-    }
-
-    fn into_response(self) -> Response {
-        let mut resp = Response::new(Body::from(self.body));
-        *resp.status_mut() = self.status;
-        let h = resp.headers_mut();
-        for (k, v) in self.headers {
-            h.insert(k, v);
-        }
-        resp
-    }
-}
 
 fn bad(msg: impl Into<String>) -> Reply {
     Reply::text(StatusCode::BAD_REQUEST, msg)
@@ -129,10 +70,17 @@ fn internal(msg: impl Into<String>) -> Reply {
     Reply::text(StatusCode::INTERNAL_SERVER_ERROR, msg)
 }
 
-fn insufficient_storage(device: &str) -> Reply {
+fn not_mounted(device: &str) -> Reply {
     Reply::text(
         StatusCode::INSUFFICIENT_STORAGE,
         format!("Insufficient Storage: {device} is not mounted"),
+    )
+}
+
+fn short_of_space(device: &str) -> Reply {
+    Reply::text(
+        StatusCode::INSUFFICIENT_STORAGE,
+        format!("Insufficient Storage: {device} is short of free space"),
     )
 }
 
@@ -146,9 +94,7 @@ fn db_err(e: DbError) -> Reply {
         DbError::Invalid(m) => bad(m.clone()),
         DbError::Corrupt { path, .. } => {
             tracing::error!("{e}");
-            if let Err(q) = files::quarantine(path) {
-                tracing::error!("could not quarantine {}: {q}", path.display());
-            }
+            reply::quarantine(path);
             internal(e.to_string())
         }
         _ => {
@@ -158,27 +104,6 @@ fn db_err(e: DbError) -> Reply {
                 tracing::error!("{e}");
             }
             Reply::text(code, e.to_string())
-        }
-    }
-}
-
-trait OrReply<T> {
-    fn or_reply(self) -> Res<T>;
-}
-
-impl<T> OrReply<T> for crate::db::Result<T> {
-    fn or_reply(self) -> Res<T> {
-        self.map_err(db_err)
-    }
-}
-
-/// Runs SQLite work on a blocking thread.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Res<T> + Send + 'static) -> Res<T> {
-    match tokio::task::spawn_blocking(f).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!("container request task failed: {e}");
-            Err(internal(format!("internal error: {e}")))
         }
     }
 }
@@ -227,10 +152,7 @@ fn target(path: &str, with_obj: bool) -> Res<Target> {
 
 /// Swift's `valid_timestamp`.
 fn req_timestamp(headers: &HeaderMap) -> Res<Timestamp> {
-    match header_latin1(headers, "x-timestamp") {
-        None => Err(bad("Missing X-Timestamp header")),
-        Some(v) => Timestamp::parse(&v).map_err(|_| bad("Invalid X-Timestamp header")),
-    }
+    valid_timestamp(headers).map_err(bad)
 }
 
 /// Swift's `get_and_validate_policy_index`.
@@ -248,27 +170,9 @@ fn policy_index(state: &AppState, headers: &HeaderMap) -> Res<Option<i64>> {
     }
 }
 
-fn check_device(state: &AppState, device: &str) -> Res<PathBuf> {
-    state
-        .device_path(device)
-        .ok_or_else(|| insufficient_storage(device))
-}
-
-fn check_free_space(state: &AppState, device: &str) -> Res<()> {
-    if state.has_free_space(device) {
-        Ok(())
-    } else {
-        Err(Reply::text(
-            StatusCode::INSUFFICIENT_STORAGE,
-            format!("Insufficient Storage: {device} is short of free space"),
-        ))
-    }
-}
-
 fn check_sync_to(state: &AppState, headers: &HeaderMap) -> Res<()> {
     if let Some(v) = header_latin1(headers, "x-container-sync-to") {
-        if let Some(err) = request::validate_sync_to(&v, &ALLOWED_SYNC_HOSTS, &state.conf.swift_dir)
-        {
+        if let Some(err) = validate_sync_to(&v, &ALLOWED_SYNC_HOSTS, &state.conf.swift_dir) {
             return Err(bad(err));
         }
     }
@@ -307,7 +211,7 @@ impl Location {
     }
 
     fn open(&self) -> Res<ContainerBroker> {
-        ContainerBroker::open(&self.db_file).or_reply()
+        ContainerBroker::open(&self.db_file).map_err(db_err)
     }
 }
 
@@ -350,7 +254,7 @@ impl AutoCreate {
         {
             Some(v) => config_true_value(&v),
             None if account.starts_with(SHARDS_ACCOUNT_PREFIX) => false,
-            None => account.starts_with(request::AUTO_CREATE_ACCOUNT_PREFIX),
+            None => account.starts_with(AUTO_CREATE_ACCOUNT_PREFIX),
         };
         AutoCreate { should }
     }
@@ -374,64 +278,24 @@ impl AutoCreate {
 
 // ----------------------------------------------------------------- metadata
 
+/// Is a header (lower-case) one a container keeps as metadata?
+fn is_metadata_header(lower: &str) -> bool {
+    SAVE_HEADERS.contains(&lower) || is_sys_or_user_meta("container", lower)
+}
+
 /// The metadata a request sets: `{key: [value, timestamp]}` for the saved
 /// headers and `X-Container-(Sys)Meta-*`, keys named as Swift names them.
 fn metadata_updates(headers: &HeaderMap, ts: &Timestamp) -> Res<Map<String, Value>> {
     let mut out = Map::new();
-    for name in headers.keys() {
-        let lower = name.as_str();
-        if !(SAVE_HEADERS.contains(&lower) || is_sys_or_user_meta(lower)) {
-            continue;
-        }
-        let Some(raw) = header_bytes(headers, lower) else {
-            continue;
-        };
-        let value = String::from_utf8(raw).map_err(|_| bad("Metadata must be valid UTF-8"))?;
-        out.insert(
-            title_header(lower),
-            Value::Array(vec![Value::String(value), Value::String(ts.internal())]),
-        );
+    for (key, value) in metadata::from_headers(headers, is_metadata_header) {
+        let value = value.ok_or_else(|| bad("Metadata must be valid UTF-8"))?;
+        out.insert(key, metadata::item(value, ts.internal()));
     }
     Ok(out)
 }
 
 fn meta_value(v: &Value) -> &str {
-    v.get(0).and_then(Value::as_str).unwrap_or("")
-}
-
-fn meta_ts(v: &Value) -> &str {
-    v.get(1).and_then(Value::as_str).unwrap_or("")
-}
-
-/// `DatabaseBroker.validate_metadata` on the metadata as it would be.
-fn validate_metadata(md: &Map<String, Value>) -> Res<()> {
-    let mut count = 0usize;
-    let mut size = 0usize;
-    for (key, v) in md {
-        let value = meta_value(v);
-        if key.contains('\0') || value.contains('\0') {
-            return Err(bad("Metadata must be valid UTF-8"));
-        }
-        let lower = key.to_lowercase();
-        let stripped = lower
-            .strip_prefix("x-container-meta-")
-            .or_else(|| lower.strip_prefix("x-account-meta-"));
-        if let (false, Some(k)) = (value.is_empty(), stripped) {
-            count += 1;
-            size += k.chars().count() + value.chars().count();
-        }
-    }
-    if count > MAX_META_COUNT {
-        return Err(bad(format!(
-            "Too many metadata items; max {MAX_META_COUNT}"
-        )));
-    }
-    if size > MAX_META_OVERALL_SIZE {
-        return Err(bad(format!(
-            "Total metadata too large; max {MAX_META_OVERALL_SIZE}"
-        )));
-    }
-    Ok(())
+    metadata::value(v).unwrap_or("")
 }
 
 /// Swift's `_update_metadata`: a changed `X-Container-Sync-To` resets the
@@ -440,39 +304,34 @@ fn apply_metadata(broker: &ContainerBroker, updates: &Map<String, Value>) -> Res
     if updates.is_empty() {
         return Ok(());
     }
-    let current = broker.metadata().or_reply()?;
+    let current = broker.metadata().map_err(db_err)?;
     let mut merged = current.clone();
     for (k, v) in updates {
         let take = match merged.get(k) {
             None => true,
-            Some(old) => meta_ts(v) > meta_ts(old),
+            Some(old) => metadata::timestamp(v) > metadata::timestamp(old),
         };
         if take {
             merged.insert(k.clone(), v.clone());
         }
     }
-    validate_metadata(&merged)?;
+    metadata::validate(&merged).map_err(bad)?;
     if let Some(new) = updates.get("X-Container-Sync-To") {
         let changed = current
             .get("X-Container-Sync-To")
             .is_none_or(|old| meta_value(old) != meta_value(new));
         if changed {
-            broker.set_x_container_sync_points(-1, -1).or_reply()?;
+            broker.set_x_container_sync_points(-1, -1).map_err(db_err)?;
         }
     }
-    broker.update_metadata(updates).or_reply()?;
+    broker.update_metadata(updates).map_err(db_err)?;
     Ok(())
 }
 
 /// Stored metadata as response headers (non-empty values only).
 fn add_metadata_headers(reply: &mut Reply, md: &Map<String, Value>) {
-    for (key, v) in md {
-        let value = meta_value(v);
-        if value.is_empty() {
-            continue;
-        }
-        let lower = key.to_ascii_lowercase();
-        if SAVE_HEADERS.contains(&lower.as_str()) || is_sys_or_user_meta(&lower) {
+    for (key, value) in metadata::nonempty(md) {
+        if is_metadata_header(&key.to_ascii_lowercase()) {
             reply.push_header(key, value.as_bytes());
         }
     }
@@ -480,28 +339,24 @@ fn add_metadata_headers(reply: &mut Reply, md: &Map<String, Value>) {
 
 // ------------------------------------------------------------------- info
 
-fn ts_of(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap_or(Timestamp::ZERO)
-}
-
 /// Swift's `gen_resp_headers`: backend timestamps always, counts and
 /// client timestamps only for a live container.
 fn info_headers(reply: &mut Reply, info: Option<&ContainerInfo>, deleted: bool) {
     let empty = ContainerInfo::default();
     let i = info.unwrap_or(&empty);
     let mut set = |k: &str, v: String| reply.push_header(k, v.as_bytes());
-    set("X-Backend-Timestamp", ts_of(&i.created_at).internal());
+    set("X-Backend-Timestamp", ts_or_zero(&i.created_at).internal());
     set(
         "X-Backend-PUT-Timestamp",
-        ts_of(&i.put_timestamp).internal(),
+        ts_or_zero(&i.put_timestamp).internal(),
     );
     set(
         "X-Backend-DELETE-Timestamp",
-        ts_of(&i.delete_timestamp).internal(),
+        ts_or_zero(&i.delete_timestamp).internal(),
     );
     set(
         "X-Backend-Status-Changed-At",
-        ts_of(&i.status_changed_at).internal(),
+        ts_or_zero(&i.status_changed_at).internal(),
     );
     set(
         "X-Backend-Storage-Policy-Index",
@@ -510,8 +365,8 @@ fn info_headers(reply: &mut Reply, info: Option<&ContainerInfo>, deleted: bool) 
     if !deleted {
         set("X-Container-Object-Count", i.count.to_string());
         set("X-Container-Bytes-Used", i.bytes_used.to_string());
-        set("X-Timestamp", ts_of(&i.created_at).normal());
-        set("X-PUT-Timestamp", ts_of(&i.put_timestamp).normal());
+        set("X-Timestamp", ts_or_zero(&i.created_at).normal());
+        set("X-PUT-Timestamp", ts_or_zero(&i.put_timestamp).normal());
         set("X-Backend-Sharding-State", i.db_state.as_str().to_string());
     }
 }
@@ -643,7 +498,7 @@ async fn account_update(
 
 pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
-    let Some(path) = request::decode_path(parts.uri.path()) else {
+    let Some(path) = decode_path(parts.uri.path()) else {
         return Reply::text(
             StatusCode::PRECONDITION_FAILED,
             "Invalid UTF8 or contains NULL",
@@ -664,28 +519,21 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     }
 }
 
-fn allowed_methods(state: &AppState) -> String {
-    METHODS
-        .iter()
-        .filter(|m| state.conf.replication_server || **m != "REPLICATE")
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 fn method_not_allowed(state: &AppState) -> Reply {
-    Reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed")
-        .header("Allow", allowed_methods(state))
+    Reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").header(
+        "Allow",
+        reply::allowed_methods(&EXTRA_METHODS, state.conf.replication_server),
+    )
 }
 
 fn options(state: &AppState) -> Reply {
-    Reply::new(StatusCode::OK)
-        .header("Allow", allowed_methods(state))
-        .header(
-            "Server",
-            format!("container-server/rowsync-{}", env!("CARGO_PKG_VERSION")),
-        )
-        .header("Content-Length", 0)
+    let base = Reply::new(StatusCode::OK);
+    reply::options(
+        base,
+        &EXTRA_METHODS,
+        state.conf.replication_server,
+        "container-server",
+    )
 }
 
 // PUT --------------------------------------------------------------------
@@ -694,8 +542,8 @@ async fn put(state: &Arc<AppState>, parts: &Parts, path: &str, body: Body) -> Re
     let t = target(path, true)?;
     let ts = req_timestamp(&parts.headers)?;
     check_sync_to(state, &parts.headers)?;
-    let dev = check_device(state, &t.device)?;
-    check_free_space(state, &t.device)?;
+    let dev = state.check_drive(&t.device, not_mounted)?;
+    state.check_free_space(&t.device, short_of_space)?;
     let loc = locate(state, &dev, &t)?;
     if t.obj.is_some() {
         return put_object(state, parts, t, ts, loc).await;
@@ -753,7 +601,7 @@ async fn put_object(
         item.storage_policy_index = policy;
         item.ctype_timestamp = ctype_timestamp;
         item.meta_timestamp = meta_timestamp;
-        broker.put_object(&item).or_reply()?;
+        broker.put_object(&item).map_err(db_err)?;
         Ok(Reply::new(StatusCode::CREATED))
     })
     .await
@@ -793,28 +641,28 @@ async fn put_container(
         let mut created = !loc.exists() && create_db(&loc, &tb, ts, new_policy)?;
         let broker = loc.open()?;
         if !created {
-            let recreated = broker.is_deleted().or_reply()?;
+            let recreated = broker.is_deleted().map_err(db_err)?;
             if recreated {
                 broker
                     .set_storage_policy_index(new_policy, Some(&tsi))
-                    .or_reply()?;
+                    .map_err(db_err)?;
             } else if let Some(req) = requested {
-                let current = broker.get_info().or_reply()?.storage_policy_index;
+                let current = broker.get_info().map_err(db_err)?.storage_policy_index;
                 if req != current {
                     return Err(conflict().header("X-Backend-Storage-Policy-Index", current));
                 }
             }
-            broker.update_put_timestamp(&tsi).or_reply()?;
-            if broker.is_deleted().or_reply()? {
+            broker.update_put_timestamp(&tsi).map_err(db_err)?;
+            if broker.is_deleted().map_err(db_err)? {
                 return Err(conflict());
             }
             if recreated {
-                broker.update_status_changed_at(&tsi).or_reply()?;
+                broker.update_status_changed_at(&tsi).map_err(db_err)?;
             }
             created = recreated;
         }
         apply_metadata(&broker, &updates)?;
-        let info = broker.get_info().or_reply()?;
+        let info = broker.get_info().map_err(db_err)?;
         Ok((created, info))
     })
     .await?;
@@ -844,8 +692,8 @@ async fn put_shard(
         let created = auto.apply(&loc, &t, ts, requested)?;
         let broker = loc.open()?;
         apply_metadata(&broker, &updates)?;
-        broker.merge_shard_ranges(ranges).or_reply()?;
-        let info = broker.get_info().or_reply()?;
+        broker.merge_shard_ranges(ranges).map_err(db_err)?;
+        let info = broker.get_info().map_err(db_err)?;
         Ok(created_or_accepted(created, info.storage_policy_index))
     })
     .await
@@ -856,7 +704,7 @@ async fn put_shard(
 async fn delete(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
     let t = target(path, true)?;
     let ts = req_timestamp(&parts.headers)?;
-    let dev = check_device(state, &t.device)?;
+    let dev = state.check_drive(&t.device, not_mounted)?;
     let loc = locate(state, &dev, &t)?;
     if let Some(obj) = t.obj.clone() {
         let h = &parts.headers;
@@ -867,7 +715,9 @@ async fn delete(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> 
         return blocking(move || {
             auto.apply(&loc, &t, ts, Some(policy))?;
             let broker = loc.open()?;
-            broker.delete_object(&obj, &raw_ts, policy).or_reply()?;
+            broker
+                .delete_object(&obj, &raw_ts, policy)
+                .map_err(db_err)?;
             Ok(Reply::new(StatusCode::NO_CONTENT))
         })
         .await;
@@ -877,16 +727,17 @@ async fn delete(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> 
             return Err(not_found());
         }
         let broker = loc.open()?;
-        if !broker.empty().or_reply()? {
+        if !broker.empty().map_err(db_err)? {
             return Err(conflict());
         }
-        let info = broker.get_info().or_reply()?;
-        let existed = !ts_of(&info.put_timestamp).is_zero() && !broker.is_deleted().or_reply()?;
-        broker.delete_db(&ts.internal()).or_reply()?;
-        if !broker.is_deleted().or_reply()? {
+        let info = broker.get_info().map_err(db_err)?;
+        let existed =
+            !ts_or_zero(&info.put_timestamp).is_zero() && !broker.is_deleted().map_err(db_err)?;
+        broker.delete_db(&ts.internal()).map_err(db_err)?;
+        if !broker.is_deleted().map_err(db_err)? {
             return Err(conflict());
         }
-        let info = broker.get_info().or_reply()?;
+        let info = broker.get_info().map_err(db_err)?;
         Ok((existed, info))
     })
     .await?;
@@ -906,23 +757,24 @@ async fn post(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
     let t = target(path, false)?;
     let ts = req_timestamp(&parts.headers)?;
     check_sync_to(state, &parts.headers)?;
-    let dev = check_device(state, &t.device)?;
-    check_free_space(state, &t.device)?;
+    let dev = state.check_drive(&t.device, not_mounted)?;
+    state.check_free_space(&t.device, short_of_space)?;
     let loc = locate(state, &dev, &t)?;
     let h = &parts.headers;
-    let touch =
-        !header_latin1(h, "x-backend-no-timestamp-update").is_some_and(|v| config_true_value(&v));
+    let touch = !header_true(h, "x-backend-no-timestamp-update");
     let updates = metadata_updates(h, &ts)?;
     blocking(move || {
         if !loc.exists() {
             return Err(not_found());
         }
         let broker = loc.open()?;
-        if broker.is_deleted().or_reply()? {
+        if broker.is_deleted().map_err(db_err)? {
             return Err(not_found());
         }
         if touch {
-            broker.update_put_timestamp(&ts.internal()).or_reply()?;
+            broker
+                .update_put_timestamp(&ts.internal())
+                .map_err(db_err)?;
         }
         apply_metadata(&broker, &updates)?;
         Ok(Reply::new(StatusCode::NO_CONTENT))
@@ -936,8 +788,8 @@ async fn post(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
 async fn update(state: &Arc<AppState>, parts: &Parts, path: &str, body: Body) -> Res<Reply> {
     let t = target(path, false)?;
     let ts = req_timestamp(&parts.headers)?;
-    let dev = check_device(state, &t.device)?;
-    check_free_space(state, &t.device)?;
+    let dev = state.check_drive(&t.device, not_mounted)?;
+    state.check_free_space(&t.device, short_of_space)?;
     let requested = policy_index(state, &parts.headers)?;
     let loc = locate(state, &dev, &t)?;
     let body = read_body(state, body).await?;
@@ -950,7 +802,7 @@ async fn update(state: &Arc<AppState>, parts: &Parts, path: &str, body: Body) ->
     blocking(move || {
         auto.apply(&loc, &t, ts, requested)?;
         let broker = loc.open()?;
-        broker.merge_items(items, None).or_reply()?;
+        broker.merge_items(items, None).map_err(db_err)?;
         Ok(Reply::new(StatusCode::ACCEPTED))
     })
     .await
@@ -958,19 +810,9 @@ async fn update(state: &Arc<AppState>, parts: &Parts, path: &str, body: Body) ->
 
 // GET / HEAD -------------------------------------------------------------
 
-/// The listing options of a GET (`validate_container_params`).
-#[derive(Debug, Clone)]
-struct ListingQuery {
-    limit: usize,
-    marker: String,
-    end_marker: String,
-    prefix: Option<String>,
-    delimiter: Option<String>,
-    path: Option<String>,
-    reverse: bool,
-}
-
-fn listing_query(params: &Params) -> Res<ListingQuery> {
+/// The listing options of a GET's parameters
+/// (`validate_container_params`); the caller adds the policy and flags.
+fn listing_query(params: &Params) -> Res<ListingParams> {
     let get = |name: &str| params.get(name).map_err(bad);
     let marker = get("marker")?;
     let end_marker = get("end_marker")?;
@@ -981,21 +823,9 @@ fn listing_query(params: &Params) -> Res<ListingQuery> {
     let reverse = get("reverse")?;
     get("states")?;
     get("includes")?;
-    let mut limit = CONTAINER_LISTING_LIMIT;
-    if let Some(l) = get("limit")? {
-        if !l.is_empty() && l.bytes().all(|b| b.is_ascii_digit()) {
-            limit = match l.parse::<usize>() {
-                Ok(n) if n <= CONTAINER_LISTING_LIMIT => n,
-                _ => {
-                    return Err(Reply::text(
-                        StatusCode::PRECONDITION_FAILED,
-                        format!("Maximum limit is {CONTAINER_LISTING_LIMIT}"),
-                    ))
-                }
-            };
-        }
-    }
-    Ok(ListingQuery {
+    let limit = constrain_limit(get("limit")?.as_deref(), CONTAINER_LISTING_LIMIT)
+        .map_err(|m| Reply::text(StatusCode::PRECONDITION_FAILED, m))?;
+    Ok(ListingParams {
         limit,
         marker: marker.unwrap_or_default(),
         end_marker: end_marker.unwrap_or_default(),
@@ -1003,39 +833,31 @@ fn listing_query(params: &Params) -> Res<ListingQuery> {
         delimiter,
         path,
         reverse: reverse.is_some_and(|r| config_true_value(&r)),
+        ..Default::default()
     })
 }
 
 async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Reply> {
-    let is_get = parts.method == axum::http::Method::GET;
     let t = target(path, true)?;
-    let params = Params::parse(parts.uri.query());
-    let query = if is_get {
-        Some(listing_query(&params)?)
-    } else {
-        None
-    };
-    let accept = header_latin1(&parts.headers, "accept");
-    let out_type =
-        request::listing_content_type(&params, accept.as_deref()).map_err(|e| match e {
-            ContentTypeError::Bad(m) => bad(m),
-            ContentTypeError::NotAcceptable => {
-                Reply::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable")
-            }
-        })?;
-    let dev = check_device(state, &t.device)?;
+    let (query, out_type) = listing_request(parts, listing_query, |e| match e {
+        ContentTypeError::BadParam(m) => bad(m),
+        ContentTypeError::BadAccept => bad("Invalid Accept header"),
+        ContentTypeError::NotAcceptable => {
+            Reply::text(StatusCode::NOT_ACCEPTABLE, "Not Acceptable")
+        }
+    })?;
+    let dev = state.check_drive(&t.device, not_mounted)?;
     let loc = locate(state, &dev, &t)?;
     let record_type = header_latin1(&parts.headers, "x-backend-record-type")
         .unwrap_or_default()
         .to_lowercase();
     // GET_object checks the policy before looking at the DB's state.
-    let requested = if is_get && record_type != "shard" {
+    let requested = if query.is_some() && record_type != "shard" {
         policy_index(state, &parts.headers)?
     } else {
         None
     };
-    let allow_reserved = header_latin1(&parts.headers, "x-backend-allow-reserved-names")
-        .is_some_and(|v| config_true_value(&v));
+    let allow_reserved = header_true(&parts.headers, "x-backend-allow-reserved-names");
     let container = t.container.clone();
     blocking(move || {
         let not_found_with = |info: Option<&ContainerInfo>| {
@@ -1047,14 +869,14 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
             return Err(not_found_with(None));
         }
         let broker = loc.open()?;
-        let info = broker.get_info().or_reply()?;
+        let info = broker.get_info().map_err(db_err)?;
         let deleted = info.is_deleted();
         if deleted {
             return Err(not_found_with(Some(&info)));
         }
-        let metadata = broker.metadata().or_reply()?;
+        let metadata = broker.metadata().map_err(db_err)?;
         let content_type = format!("{out_type}; charset=utf-8");
-        let last_modified = listing::last_modified(&ts_of(&info.put_timestamp));
+        let last_modified = super::listing::last_modified(&ts_or_zero(&info.put_timestamp));
         let Some(q) = query else {
             let mut r = Reply::new(StatusCode::NO_CONTENT);
             info_headers(&mut r, Some(&info), false);
@@ -1073,25 +895,18 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
         }
         let policy = requested.unwrap_or(info.storage_policy_index);
         let params = ListingParams {
-            limit: q.limit,
-            marker: q.marker,
-            end_marker: q.end_marker,
-            prefix: q.prefix,
-            delimiter: q.delimiter,
-            path: q.path,
             storage_policy_index: policy,
-            reverse: q.reverse,
             include_deleted: Some(false),
             allow_reserved,
-            ..Default::default()
+            ..q
         };
         // While sharding, objects are listed from the retiring (oldest) DB.
         let entries = match loc.files.first().filter(|_| loc.files.len() > 1) {
             Some(old) => ContainerBroker::open(old)
-                .or_reply()?
+                .map_err(db_err)?
                 .list_objects(&params)
-                .or_reply()?,
-            None => broker.list_objects(&params).or_reply()?,
+                .map_err(db_err)?,
+            None => broker.list_objects(&params).map_err(db_err)?,
         };
         let records: Vec<listing::Record> = entries.iter().map(listing::record_of).collect();
         let body = if out_type.ends_with("/xml") {

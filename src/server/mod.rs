@@ -7,7 +7,11 @@
 
 pub mod account;
 pub mod container;
+mod listing;
+mod metadata;
 pub mod replicate;
+mod reply;
+mod request;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -60,6 +64,21 @@ impl AppState {
     /// The device's path if it passes Swift's `check_drive`.
     pub fn device_path(&self, device: &str) -> Option<PathBuf> {
         crate::replication::rpc::check_drive(&self.conf.devices, device, self.conf.mount_check)
+    }
+
+    /// Swift's `check_drive`: the device's path, or `err(device)`.
+    pub fn check_drive<E>(&self, device: &str, err: impl FnOnce(&str) -> E) -> Result<PathBuf, E> {
+        self.device_path(device).ok_or_else(|| err(device))
+    }
+
+    /// `fs_has_free_space` with `fallocate_reserve` (before writes): `Ok`,
+    /// or `err(device)`.
+    pub fn check_free_space<E>(&self, device: &str, err: impl FnOnce(&str) -> E) -> Result<(), E> {
+        if self.has_free_space(device) {
+            Ok(())
+        } else {
+            Err(err(device))
+        }
     }
 
     /// Does the device keep its `fallocate_reserve` free?

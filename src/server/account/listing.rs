@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::swift::pyjson;
+use crate::server::listing::{self, element, escape_attr};
 
 /// One listing record.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,94 +22,49 @@ pub enum Record {
     Subdir(String),
 }
 
+impl Record {
+    /// The name, or the subdir.
+    pub fn name(&self) -> &str {
+        match self {
+            Record::Container { name, .. } | Record::Subdir(name) => name,
+        }
+    }
+}
+
 /// `json.dumps(data)`: ASCII, Python's separators, keys in Swift's order.
 pub fn to_json(records: &[Record]) -> Vec<u8> {
-    let list: Vec<Value> = records
-        .iter()
-        .map(|r| {
+    listing::to_json(records.iter().map(|r| match r {
+        Record::Subdir(name) => listing::subdir_json(name),
+        Record::Container {
+            name,
+            count,
+            bytes,
+            last_modified,
+            storage_policy,
+        } => {
             let mut m = Map::new();
-            match r {
-                Record::Subdir(name) => {
-                    m.insert("subdir".into(), Value::String(name.clone()));
-                }
-                Record::Container {
-                    name,
-                    count,
-                    bytes,
-                    last_modified,
-                    storage_policy,
-                } => {
-                    m.insert("name".into(), Value::String(name.clone()));
-                    m.insert("count".into(), Value::from(*count));
-                    m.insert("bytes".into(), Value::from(*bytes));
-                    m.insert("last_modified".into(), Value::String(last_modified.clone()));
-                    if let Some(p) = storage_policy {
-                        m.insert("storage_policy".into(), Value::String(p.clone()));
-                    }
-                }
+            m.insert("name".into(), Value::String(name.clone()));
+            m.insert("count".into(), Value::from(*count));
+            m.insert("bytes".into(), Value::from(*bytes));
+            m.insert("last_modified".into(), Value::String(last_modified.clone()));
+            if let Some(p) = storage_policy {
+                m.insert("storage_policy".into(), Value::String(p.clone()));
             }
-            Value::Object(m)
-        })
-        .collect();
-    pyjson::dumps(&Value::Array(list)).into_bytes()
+            m
+        }
+    }))
 }
 
 /// `listing_to_text`: names (or subdirs), one per line.
 pub fn to_text(records: &[Record]) -> Vec<u8> {
-    let mut out = Vec::new();
-    for r in records {
-        let name = match r {
-            Record::Container { name, .. } => name,
-            Record::Subdir(name) => name,
-        };
-        out.extend_from_slice(name.as_bytes());
-        out.push(b'\n');
-    }
-    out
-}
-
-fn escape_text(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn escape_attr(s: &str, out: &mut String) {
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\r' => out.push_str("&#13;"),
-            '\n' => out.push_str("&#10;"),
-            '\t' => out.push_str("&#09;"),
-            c => out.push(c),
-        }
-    }
-}
-
-fn element(out: &mut String, tag: &str, text: &str) {
-    out.push('<');
-    out.push_str(tag);
-    out.push('>');
-    escape_text(text, out);
-    out.push_str("</");
-    out.push_str(tag);
-    out.push('>');
+    listing::to_text(records.iter().map(Record::name))
 }
 
 /// `account_to_xml(data, account)` as ElementTree writes it: the account
 /// element's text and every entry's tail are `\n`.
 pub fn to_xml(records: &[Record], account: &str) -> Vec<u8> {
-    let mut out = String::from("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<account name=\"");
-    escape_attr(account, &mut out);
-    out.push_str("\">\n");
+    let mut out = listing::xml_start("account", account);
+    out.push_str(">\n");
     for r in records {
         match r {
             Record::Subdir(name) => {
