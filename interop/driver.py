@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""Interoperability driver: Swift 2.38 container replication against rowsync.
+"""Interoperability driver: Swift 2.38 container and account replication
+against rowsync (the account scenarios are in accounts.py).
 
 Run it with the venv's Python (interop/run.sh does all of this):
 
@@ -9,7 +10,9 @@ Run it with the venv's Python (interop/run.sh does all of this):
   driver.py run ROOT [--only SUBSTR]...    run the scenarios, print PASS/FAIL/SKIP
   driver.py list                           list the scenario names
   driver.py swift SWIFT_DIR TOOL ARGS...   run a Swift tool (container-server,
-                                           container-replicator, container-info)
+                                           container-replicator, container-info,
+                                           account-server, account-replicator,
+                                           account-info)
                                            with SWIFT_DIR's swift.conf and its
                                            logs on stderr
 
@@ -43,6 +46,9 @@ DEVICES = 8  # one per node; each node is Swift's or rowsync's
 SWIFT_PORT_BASE = 6211
 ROWSYNC_PORT_BASE = 6221
 RSYNC_PORT = 6231
+# the account servers of the same nodes (accounts.py's scenarios)
+SWIFT_ACCOUNT_PORT_BASE = 6241
+ROWSYNC_ACCOUNT_PORT_BASE = 6251
 REPLICATOR_TIMEOUT = 120  # seconds for one `--once` pass
 SWIFT_VERSION = '2.38.3'
 
@@ -53,6 +59,9 @@ SWIFT_TOOLS = {
     'container-server': ('swift.container.server', 'main'),
     'container-replicator': ('swift.container.replicator', 'main'),
     'container-info': ('swift.cli.info', 'container_main'),
+    'account-server': ('swift.account.server', 'main'),
+    'account-replicator': ('swift.account.replicator', 'main'),
+    'account-info': ('swift.cli.info', 'account_main'),
 }
 
 
@@ -132,12 +141,27 @@ class Cluster(object):
     def by_port(self, port):
         return [n for n in self.nodes if n.port == port][0]
 
+    def by_account_port(self, port):
+        return [n for n in self.nodes
+                if getattr(n, 'account_port', None) == port][0]
+
     @property
     def ring(self):
         if self._ring is None:
             from swift.common.ring import Ring
             self._ring = Ring(self.swift_dir, ring_name='container')
         return self._ring
+
+    @property
+    def has_accounts(self):
+        return all(hasattr(n, 'account_port') for n in self.nodes)
+
+    @property
+    def account_ring(self):
+        if getattr(self, '_account_ring', None) is None:
+            from swift.common.ring import Ring
+            self._account_ring = Ring(self.swift_dir, ring_name='account')
+        return self._account_ring
 
 
 def free_port(preferred):
@@ -156,14 +180,15 @@ def free_port(preferred):
     raise RuntimeError('no free port')
 
 
-def replicator_section(node, rsync_port, overrides=None):
+def replicator_section(node, rsync_port, overrides=None,
+                       server_type='container'):
     opts = {
         'log_level': 'DEBUG',
         # Swift's rsync argument is `<module>/<device>/tmp/<id>`: an
         # rsync:// URL carries the daemon's port (host::module would mean
         # port 873). One module per node, named after its replication port.
-        'rsync_module': 'rsync://{replication_ip}:%d/container_{replication_port}'
-                        % rsync_port,
+        'rsync_module': 'rsync://{replication_ip}:%d/%s_{replication_port}'
+                        % (rsync_port, server_type),
         'per_diff': '1000',
         'max_diffs': '100',
         'concurrency': '1',
@@ -174,7 +199,7 @@ def replicator_section(node, rsync_port, overrides=None):
         'db_transfer': 'rsync',
     }
     opts.update(overrides or {})
-    return '[container-replicator]\n' + ''.join(
+    return '[%s-replicator]\n' % server_type + ''.join(
         '%s = %s\n' % kv for kv in opts.items())
 
 
@@ -214,6 +239,41 @@ def server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
              repl=replicator_section(node, rsync_port, repl_overrides))
 
 
+def account_server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
+    """The node's account-server.conf: the same devices, its own port
+    (`account_port`), `[account-replicator]` with the `account_<port>`
+    rsync module, recon cache (account.recon) in the node dir."""
+    user = pwd.getpwuid(os.getuid()).pw_name
+    return (
+        '[DEFAULT]\n'
+        'devices = %(devices)s\n'
+        'mount_check = false\n'
+        'bind_ip = 127.0.0.1\n'
+        'bind_port = %(account_port)d\n'
+        'swift_dir = %(swift_dir)s\n'
+        'user = %(user)s\n'
+        'workers = 0\n'
+        'log_name = %(name)s-account\n'
+        'fallocate_reserve = 0\n'
+        '\n'
+        '[pipeline:main]\n'
+        'pipeline = account-server\n'
+        '\n'
+        '[app:account-server]\n'
+        'use = egg:swift#account\n'
+        'log_level = DEBUG\n'
+        '\n'
+        '%(repl)s'
+        '\n'
+        '[account-auditor]\n'
+        'recon_cache_path = %(dir)s\n'
+        '\n'
+        '[account-reaper]\n'
+    ) % dict(node, swift_dir=swift_dir, user=user,
+             repl=replicator_section(node, rsync_port, repl_overrides,
+                                     server_type='account'))
+
+
 def setup(args):
     root = os.path.abspath(args.root)
     os.makedirs(root, exist_ok=True)
@@ -243,10 +303,11 @@ def setup(args):
     # S+S+S (control), S+S+R and S+R+R. Ports are set after that
     # (`set_info`, `write_ring`): they do not move partitions.
     builder = os.path.join(swift_dir, 'container.builder')
+    acct_builder = os.path.join(swift_dir, 'account.builder')
     rb = os.path.join(os.path.dirname(sys.executable), 'swift-ring-builder')
 
-    def ring_builder(*a, ok=(0,)):
-        p = subprocess.run([rb, builder] + list(a), capture_output=True,
+    def ring_builder(*a, ok=(0,), bfile=builder):
+        p = subprocess.run([rb, bfile] + list(a), capture_output=True,
                            text=True, timeout=120)
         if p.returncode not in ok:
             sys.exit('swift-ring-builder %s failed (%d): %s%s' % (
@@ -264,10 +325,18 @@ def setup(args):
     triples = [tuple(b._replica2part2dev[r][p] for r in range(REPLICAS))
                for p in range(b.parts)]
     kinds = choose_kinds(triples, DEVICES, bench=args.bench)
+    # The account ring: a copy of the rebalanced container builder, so its
+    # partitions sit on the same device triples (the same kind patterns);
+    # only the ports differ (each node's account server).
+    accounts = not args.bench
+    if accounts:
+        shutil.copyfile(builder, acct_builder)
 
     nodes = []
     counts = {'swift': 0, 'rowsync': 0}
     bases = {'swift': SWIFT_PORT_BASE, 'rowsync': ROWSYNC_PORT_BASE}
+    acct_bases = {'swift': SWIFT_ACCOUNT_PORT_BASE,
+                  'rowsync': ROWSYNC_ACCOUNT_PORT_BASE}
     for i, kind in enumerate(kinds):
         ndir = os.path.join(root, 'node%d' % (i + 1))
         node = {
@@ -276,6 +345,9 @@ def setup(args):
             'port': free_port(bases[kind] + counts[kind]), 'id': i,
             'conf': os.path.join(ndir, 'container-server.conf'),
         }
+        if accounts:
+            node['account_port'] = free_port(acct_bases[kind] + counts[kind])
+            node['account_conf'] = os.path.join(ndir, 'account-server.conf')
         counts[kind] += 1
         os.makedirs(os.path.join(node['devices'], node['device']),
                     exist_ok=True)
@@ -284,7 +356,15 @@ def setup(args):
         nodes.append(node)
         ring_builder('set_info', 'd%d' % i, '127.0.0.1:%dR127.0.0.1:%d'
                      % (node['port'], node['port']), '--yes')
+        if accounts:
+            with open(node['account_conf'], 'w') as f:
+                f.write(account_server_conf_text(node, swift_dir, rsync_port))
+            ring_builder('set_info', 'd%d' % i, '127.0.0.1:%dR127.0.0.1:%d'
+                         % (node['account_port'], node['account_port']),
+                         '--yes', bfile=acct_builder)
     ring_builder('write_ring')
+    if accounts:
+        ring_builder('write_ring', bfile=acct_builder)
 
     # One rsync daemon, one module per node (its devices dir).
     user = pwd.getpwuid(os.getuid()).pw_name
@@ -297,6 +377,9 @@ def setup(args):
         for n in nodes:
             f.write('[container_%d]\npath = %s\nread only = false\n'
                     'list = yes\n\n' % (n['port'], n['devices']))
+            if accounts:
+                f.write('[account_%d]\npath = %s\nread only = false\n'
+                        'list = yes\n\n' % (n['account_port'], n['devices']))
 
     with open(os.path.join(root, 'cluster.json'), 'w') as f:
         json.dump({'swift_dir': swift_dir, 'rsync_port': rsync_port,
@@ -307,6 +390,10 @@ def setup(args):
     print('rsyncd rsyncd %d %s' % (rsync_port, rsyncd_conf))
     for n in nodes:
         print('%s %s %d %s' % (n['kind'], n['name'], n['port'], n['conf']))
+    for n in nodes:
+        if accounts:
+            print('%s-account %s-account %d %s' % (
+                n['kind'], n['name'], n['account_port'], n['account_conf']))
 
 
 def choose_kinds(triples, ndev, bench=False):
@@ -363,6 +450,9 @@ def wait(args):
     pending = {'rsyncd': lambda: tcp_up(cl.rsync_port)}
     for n in cl.nodes:
         pending[n.name] = (lambda p: lambda: http_up(p))(n.port)
+        if hasattr(n, 'account_port'):
+            pending[n.name + '-account'] = (
+                lambda p: lambda: http_up(p))(n.account_port)
     while pending and time.time() < deadline:
         for name in list(pending):
             if pending[name]():
@@ -632,14 +722,22 @@ class Ctx(object):
                       key=lambda r: r['name']), b.get_info()
 
     # ---- replicators
+    # the DB kind: Swift's `server_type` (tool names, recon file, conf
+    # section); AcctCtx (accounts.py) says 'account'
+    server_type = 'container'
+
+    def conf_text(self, nd, overrides):
+        return server_conf_text(nd, self.cl.swift_dir, self.cl.rsync_port,
+                                overrides)
+
     def write_conf(self, node, overrides):
         self.cl._conf_serial += 1
-        path = os.path.join(node.dir, 'replicator-%d.conf'
-                            % self.cl._conf_serial)
+        path = os.path.join(node.dir, '%sreplicator-%d.conf' % (
+            '' if self.server_type == 'container' else
+            self.server_type + '-', self.cl._conf_serial))
         nd = dict(node.__dict__)
         with open(path, 'w') as f:
-            f.write(server_conf_text(nd, self.cl.swift_dir, self.cl.rsync_port,
-                                     overrides))
+            f.write(self.conf_text(nd, overrides))
         return path
 
     def replicate(self, node, part, overrides=None, two_policies=False,
@@ -652,20 +750,21 @@ class Ctx(object):
         swift_dir = self.cl.swift_dir
         if two_policies:
             swift_dir = os.path.join(self.cl.root, 'etc2')
-        recon = os.path.join(node.dir, 'container.recon')
+        stype = self.server_type
+        recon = os.path.join(node.dir, '%s.recon' % stype)
         if os.path.exists(recon):
             os.unlink(recon)
         if node.kind == 'swift':
             cmd = [sys.executable, os.path.abspath(__file__), 'swift',
-                   swift_dir, 'container-replicator', conf, '--once',
+                   swift_dir, '%s-replicator' % stype, conf, '--once',
                    '--partitions', str(part), '--devices', node.device]
         else:
             cmd = rowsync_replicator_cmd(self.cl, conf, part, node.device,
                                          os.path.join(swift_dir, 'swift.conf'))
             if cmd is None:
                 raise Skip(ROWSYNC_REPLICATOR_MISSING)
-        logf = os.path.join(self.cl.root, 'logs', '%s-replicator.log'
-                            % node.name)
+        logf = os.path.join(self.cl.root, 'logs', '%s-%sreplicator.log' % (
+            node.name, '' if stype == 'container' else stype + '-'))
         with open(logf, 'a') as lf:
             lf.write('\n=== %s\n' % ' '.join(cmd))
             lf.flush()
@@ -677,8 +776,8 @@ class Ctx(object):
                 raise Fail('%s replicator pass did not end within %ds (log %s)'
                            % (node.name, timeout, logf))
         wall = time.time() - start
-        self.log('%s replicator (%s) exit %d in %.1fs' % (
-            node.name, node.kind, p.returncode, wall))
+        self.log('%s %s replicator (%s) exit %d in %.1fs' % (
+            node.name, stype, node.kind, p.returncode, wall))
         check(p.returncode == 0, '%s replicator exited %d (log %s)',
               node.name, p.returncode, logf)
         check(os.path.exists(recon), '%s replicator wrote no %s', node.name,
@@ -718,10 +817,11 @@ class Ctx(object):
             c.close()
 
     def swift_info_cli(self, db_path):
-        """`swift-container-info` on a DB file: Swift's own reader."""
+        """`swift-container-info` (`swift-account-info`) on a DB file:
+        Swift's own reader."""
         p = subprocess.run(
             [sys.executable, os.path.abspath(__file__), 'swift',
-             self.cl.swift_dir, 'container-info', '--swift-dir',
+             self.cl.swift_dir, '%s-info' % self.server_type, '--swift-dir',
              self.cl.swift_dir, db_path],
             capture_output=True, text=True, timeout=60)
         return p.returncode, p.stdout + p.stderr
@@ -1540,7 +1640,11 @@ def sc_sync_answer(ctx, sk, rk):
     _sync_answer_matches_broker(ctx, rk)
 
 
-# ------------------------------------------------------------------- run
+# The account scenarios (acct_*) live in accounts.py, which imports this
+# module by name: make that name this very module when run as a script.
+sys.modules.setdefault('driver', sys.modules[__name__])
+import accounts  # noqa: E402,F401  (registers the acct_ scenarios)
+
 
 # ---------------------------------------------------------------- benchmark
 
@@ -1827,7 +1931,7 @@ def start_driver(args):
 
 def run(args):
     cl, log, logf = start_driver(args)
-    used = set()
+    used = {}  # partitions taken, per ring (per Ctx class)
     passed = failed = skipped = 0
     for name, fn, sk, rk, needs in SCENARIOS:
         if args.only and not any(o in name for o in args.only):
@@ -1837,7 +1941,8 @@ def run(args):
         try:
             if needs and rowsync_replicator_help(cl) is None:
                 raise Skip(ROWSYNC_REPLICATOR_MISSING)
-            ctx = Ctx(cl, used, log)
+            cls = getattr(fn, 'ctx_class', Ctx)
+            ctx = cls(cl, used.setdefault(cls, set()), log)
             fn(ctx, sk, rk)
             trouble = ctx.log_trouble(getattr(fn, 'log_allow', ()))
             if trouble:

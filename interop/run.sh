@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Interop harness: Swift 2.38.3 (Python, from PyPI) and rowsync in one
-# cluster on 127.0.0.1. See interop/README.md.
+# cluster on 127.0.0.1 (container and account servers on every node; the
+# account scenarios are named acct_*). See interop/README.md.
 #
 # Environment:
 #   ROWSYNC_BIN        rowsync binary to test (default: build target/debug/rowsync)
 #   INTEROP_ROOT       cluster directory (default: a fresh mktemp -d, removed after)
 #   INTEROP_KEEP=1     keep the cluster directory (logs, DBs) after the run
 #   INTEROP_ONLY       comma-separated substrings: run only matching scenarios
+#                      (INTEROP_ONLY=acct_: the account scenarios only)
 #   INTEROP_VERBOSE=1  print the driver's progress lines
 #   PYTHON             interpreter for the venv (default: python3.11, else python3)
 #
@@ -27,7 +29,7 @@ while [ $# -gt 0 ]; do
         --bench) BENCH=1 ;;
         --scale) SCALE="${2:?--scale needs a number}"; shift ;;
         --out) OUT="$(cd "$(dirname "${2:?--out needs a file}")" && pwd)/$(basename "$2")"; shift ;;
-        -h|--help) sed -n '2,19p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "interop: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -45,6 +47,7 @@ venv_ok() {
 import sys, importlib.metadata as m
 assert m.version("swift") == sys.argv[1], m.version("swift")
 import swift.container.server, swift.container.replicator, swift.cli.info
+import swift.account.server, swift.account.replicator
 EOF
 }
 
@@ -171,6 +174,14 @@ while read -r kind name port conf; do
         rowsync)
             NO_COLOR=1 "$ROWSYNC_BIN" server --config "$conf" --swift-conf "$SWIFT_DIR/swift.conf" \
                 >"$log" 2>&1 &
+            ;;
+        swift-account)
+            "$PYBIN" "$HERE/driver.py" swift "$SWIFT_DIR" account-server "$conf" \
+                >"$log" 2>&1 &
+            ;;
+        rowsync-account)
+            NO_COLOR=1 "$ROWSYNC_BIN" server --kind account --config "$conf" \
+                --swift-conf "$SWIFT_DIR/swift.conf" >"$log" 2>&1 &
             ;;
         *) say "unknown process kind $kind"; exit 2 ;;
     esac

@@ -201,3 +201,31 @@ async fn account_replicate_refuses_shard_range_ops_and_bad_rows() {
     assert_eq!(v["point"], 7);
     assert!(v.get("container").is_none() && v.get("storage_policy_index").is_none());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peers_account_delete_reaches_the_sender_only_when_the_peer_pushes() {
+    let cl = cluster().await;
+    let p = cl.primaries(part(&cl));
+    let db = create(&cl, p[0]);
+    db.merge_items(conts(0..3, 0), None).unwrap();
+    pass(&cl, p[0], "").await;
+    // Every container gone and the account deleted on the peers.
+    let gone = Timestamp::now().internal();
+    for &i in &p[1..] {
+        let peer = open(&cl, i).unwrap();
+        for c in conts(0..3, 0) {
+            peer.put_container(&c.name, "0", &gone, 0, 0, 0).unwrap();
+        }
+        peer.delete_db(&Timestamp::now().internal()).unwrap();
+        assert!(peer.is_deleted().unwrap());
+    }
+    // The sender's pass does not take the peers' delete from their sync
+    // answers (Swift's account replicator does not merge them).
+    pass(&cl, p[0], "").await;
+    let info = db.get_info().unwrap();
+    assert_eq!(info.delete_timestamp, "0");
+    assert!(!db.is_status_deleted().unwrap());
+    // A peer's own pass brings the rows (and the deletes) over.
+    pass(&cl, p[1], "").await;
+    assert_eq!(db.get_info().unwrap().count, 0);
+}

@@ -1088,3 +1088,19 @@ async fn corrupt_db_is_quarantined() {
     );
     s.stop().await;
 }
+
+#[tokio::test]
+async fn long_names_are_containers_that_do_not_exist() {
+    // The container server leaves name lengths to the proxy, as Swift's
+    // does: HEAD / GET / POST / DELETE of a long name answer 404 (a 400 made
+    // the proxy turn an object PUT into a 503).
+    let s = start().await;
+    let long = "c".repeat(300);
+    let path = format!("/sda/0/a/{long}");
+    for method in ["HEAD", "GET", "POST", "DELETE"] {
+        let r = s.req(method, &path, &[("X-Timestamp", &ts(1))]).await;
+        assert_eq!(r.status(), StatusCode::NOT_FOUND, "{method}");
+    }
+    let r = s.req("PUT", &path, &[("X-Timestamp", &ts(1))]).await;
+    assert_eq!(r.status(), StatusCode::CREATED);
+}

@@ -472,6 +472,7 @@ impl DbKind for Account {
     const DELETE_KEEPS_META: &'static [&'static str] = &[];
     const SHARD_RANGES: bool = false;
     const HAS_POLICY: bool = false;
+    const SENDER_MERGES_PEER_TIMESTAMPS: bool = false;
 
     fn read_info(b: &AccountBroker) -> Result<AccountInfo> {
         b.read_stat()

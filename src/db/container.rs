@@ -679,6 +679,7 @@ impl DbKind for Container {
     const DELETE_KEEPS_META: &'static [&'static str] = DELETE_META_WHITELIST;
     const SHARD_RANGES: bool = true;
     const HAS_POLICY: bool = true;
+    const SENDER_MERGES_PEER_TIMESTAMPS: bool = true;
 
     fn read_info(b: &ContainerBroker) -> Result<ContainerInfo> {
         let mut info = b.read_info()?;

@@ -132,6 +132,11 @@ pub trait DbKind: Sized + Send + Sync + Debug + 'static {
     const SHARD_RANGES: bool;
     /// Does the kind have a storage policy of its own (sent in `sync`)?
     const HAS_POLICY: bool;
+    /// Does a sender merge the DB timestamps of a peer's `sync` answer into
+    /// its own DB? Swift's container replicator does; its account
+    /// replicator does not (an account learns a peer's delete only when the
+    /// peer pushes).
+    const SENDER_MERGES_PEER_TIMESTAMPS: bool;
 
     /// The info as `get_info()` gives it (pending already committed).
     fn read_info(b: &Broker<Self>) -> Result<Self::Info>;

@@ -206,9 +206,10 @@ pub async fn repl_to_node<K: ReplKind>(
             db.call(|b| K::set_storage_policy_index(b, spi, &now))?;
         }
     }
-    if info.created_at() != rinfo.created_at()
-        || info.put_timestamp() != rinfo.put_timestamp()
-        || info.delete_timestamp() != rinfo.delete_timestamp()
+    if K::SENDER_MERGES_PEER_TIMESTAMPS
+        && (info.created_at() != rinfo.created_at()
+            || info.put_timestamp() != rinfo.put_timestamp()
+            || info.delete_timestamp() != rinfo.delete_timestamp())
     {
         db.call(|b| {
             b.merge_timestamps(

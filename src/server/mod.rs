@@ -188,10 +188,11 @@ pub fn app(state: Arc<AppState>) -> Router {
     Router::new().fallback(route).with_state(state)
 }
 
-/// The most request headers accepted, as Swift's servers accept them
-/// (`MAX_HEADER_COUNT`): a proxy's container PUT carries up to 90
-/// metadata headers besides its own.
-pub const MAX_HEADER_COUNT: usize = 256;
+/// The most request headers accepted, as Swift's servers accept them:
+/// `http.client`'s limit as Swift raises it, `MAX_HEADER_COUNT * 1.6` with
+/// `MAX_HEADER_COUNT = MAX_META_COUNT (90) + 36` (a proxy's container PUT
+/// carries up to 90 metadata headers besides its own).
+pub const MAX_HEADER_COUNT: usize = 201;
 
 /// Serves until `shutdown` resolves, then finishes in-flight requests.
 /// HTTP/1.1 with keep-alive; a request over [`MAX_HEADER_COUNT`] headers

@@ -11,14 +11,10 @@ pub const SHARDS_ACCOUNT_PREFIX: &str = ".shards_";
 /// Swift's misplaced-objects account (reconciler).
 pub const MISPLACED_OBJECTS_ACCOUNT: &str = ".misplaced_objects";
 
-/// Swift's default constraints (`swift/common/constraints.py`).
-pub const MAX_ACCOUNT_NAME_LENGTH: usize = 256;
-pub const MAX_CONTAINER_NAME_LENGTH: usize = 256;
-pub const MAX_OBJECT_NAME_LENGTH: usize = 1024;
-
-/// Swift's `validate_internal_container` / `validate_internal_obj`, plus
-/// the proxy's default name-length constraints (not applied to internal
-/// accounts nor to reserved-namespace names, which Swift builds longer).
+/// Swift's `validate_internal_container` / `validate_internal_obj`: the
+/// reserved namespace rules. Name lengths are the proxy's constraint, not
+/// the container server's: a too-long name is a container that does not
+/// exist.
 pub fn validate_names(account: &str, container: &str, obj: Option<&str>) -> Result<(), String> {
     if !valid_internal_name(account) {
         return Err("Invalid reserved-namespace account".into());
@@ -38,29 +34,6 @@ pub fn validate_names(account: &str, container: &str, obj: Option<&str>) -> Resu
             if obj.starts_with(RESERVED) && !container.starts_with(RESERVED) {
                 return Err("Invalid reserved-namespace object in user-namespace container".into());
             }
-        }
-    }
-    if internal_account {
-        return Ok(());
-    }
-    if !account.starts_with(RESERVED) && account.len() > MAX_ACCOUNT_NAME_LENGTH {
-        return Err(format!(
-            "Account name length of {} longer than {MAX_ACCOUNT_NAME_LENGTH}",
-            account.len()
-        ));
-    }
-    if !container.starts_with(RESERVED) && container.len() > MAX_CONTAINER_NAME_LENGTH {
-        return Err(format!(
-            "Container name length of {} longer than {MAX_CONTAINER_NAME_LENGTH}",
-            container.len()
-        ));
-    }
-    if let Some(obj) = obj {
-        if !obj.starts_with(RESERVED) && obj.len() > MAX_OBJECT_NAME_LENGTH {
-            return Err(format!(
-                "Object name length of {} longer than {MAX_OBJECT_NAME_LENGTH}",
-                obj.len()
-            ));
         }
     }
     Ok(())
@@ -157,7 +130,9 @@ mod tests {
         assert!(validate_names("a", "\0c", Some("o")).is_err());
         assert!(validate_names("a", "c", Some("\0o")).is_err());
         assert!(validate_names(".x", "c", Some("o\0")).is_ok());
-        assert!(validate_names("a", &"c".repeat(257), None).is_err());
+        // Swift's container server leaves name lengths to the proxy: a
+        // long name is simply a container that does not exist (404).
+        assert!(validate_names("a", &"c".repeat(257), None).is_ok());
         assert!(validate_names("a", "c", Some(&"o".repeat(1025))).is_err());
         assert!(validate_names(".a", &"c".repeat(300), None).is_ok());
     }
