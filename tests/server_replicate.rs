@@ -571,3 +571,59 @@ async fn hand_driven_exchange_between_two_servers() {
     n1.stop().await;
     n2.stop().await;
 }
+
+#[tokio::test]
+async fn a_corrupt_shipped_db_never_costs_the_local_replica() {
+    let mut node = TestNode::start(&["sda"]).await;
+    let client = reqwest::Client::new();
+    let h = hash_of("a", "c");
+    let path = format!("/sda/{PART}/{h}");
+    let existing = node.create_db("sda", PART, "a", "c");
+    existing
+        .merge_items(
+            (0..50)
+                .map(|i| obj(&format!("mine{i}"), &ts(i), "t"))
+                .collect(),
+            None,
+        )
+        .unwrap();
+    let before = rows(&existing);
+    drop(existing);
+    // A shipped DB whose stat row reads fine but whose object pages are
+    // garbage: it passes the first check and breaks in the merge.
+    let src_dir = tempfile::tempdir().unwrap();
+    let src_path = src_dir.path().join("src.db");
+    let src = create_db_at(&src_path, "a", "c");
+    src.merge_items(
+        (0..3000)
+            .map(|i| obj(&format!("theirs{i:05}"), &ts(i), "t"))
+            .collect(),
+        None,
+    )
+    .unwrap();
+    let src_id = src.get_info().unwrap().id;
+    drop(src);
+    let mut bytes = std::fs::read(&src_path).unwrap();
+    let len = bytes.len();
+    for b in &mut bytes[len - 40 * 4096..] {
+        *b = 0xA5;
+    }
+    let shipped = src_dir.path().join("shipped.db");
+    std::fs::write(&shipped, &bytes).unwrap();
+    assert_eq!(upload(&client, &node, "sda", &src_id, &shipped).await, 201);
+    let op = ReplicateOp::<rowsync::swift::merge::ObjectItem>::RsyncThenMerge {
+        tmp_name: src_id.clone(),
+        db_basename: Some(format!("{h}.db")),
+    };
+    let (status, body) = replicate(&client, &node, &path, op.to_body()).await;
+    assert_eq!(status, 400, "the peer's bad file is refused");
+    // Refused in the merge (the corruption was met there), not up front.
+    let body = String::from_utf8_lossy(&body);
+    assert!(body.contains("shipped DB is unusable"), "{body}");
+    // The local DB is where it was, whole; the bad file is gone.
+    let db = ContainerBroker::open(node.db_path("sda", PART, "a", "c")).unwrap();
+    assert_eq!(rows(&db), before);
+    assert!(!node.devices.join("sda/quarantined").exists());
+    assert!(!node.devices.join("sda/tmp").join(&src_id).exists());
+    node.stop().await;
+}
