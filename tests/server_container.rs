@@ -802,9 +802,8 @@ async fn bad_requests() {
     }
 
     // Paths and names.
-    let long_c = "c".repeat(257);
-    let long_o = "o".repeat(1025);
-    let long_a = "a".repeat(257);
+    // (Long names are the proxy's to refuse: see
+    // long_names_are_containers_that_do_not_exist.)
     for path in [
         "/sda/0/a".to_string(),
         "/sda/0".to_string(),
@@ -812,9 +811,6 @@ async fn bad_requests() {
         "/sda/-1/a/c".to_string(),
         "/sda/0//c".to_string(),
         "/../0/a/c".to_string(),
-        format!("/sda/0/a/{long_c}"),
-        format!("/sda/0/{long_a}/c"),
-        format!("/sda/0/a/c/{long_o}"),
         "/sda/0/a/c%00x".to_string(),
         "/sda/0/a%00/c".to_string(),
         "/sda/0/a/c/o%00".to_string(),

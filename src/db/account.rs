@@ -13,6 +13,7 @@ use super::core::{
     col_int, col_text, increment_last_char, ts_or_zero, zero_like_text, Broker, MergeOutcome,
 };
 use super::kind::{DbInfo, DbItem, DbKind};
+use super::stats::{HashXor, PolicyDeltas};
 use super::{schema, DbError, Result};
 use crate::swift::container_row::{merge_container_row, ContainerItem};
 use crate::swift::pending::{self as pending_fmt, PendingError};
@@ -401,8 +402,13 @@ fn row_to_container(r: &Row<'_>, o: usize) -> rusqlite::Result<ContainerItem> {
 /// the batch sees the earlier one), within the caller's transaction. Rows
 /// equal to the stored ones are not rewritten (Swift rewrites them
 /// identically, which only churns ROWIDs).
-fn merge_container_rows(b: &AccountBroker, items: Vec<ContainerItem>) -> Result<MergeOutcome> {
+fn merge_container_rows(
+    b: &AccountBroker,
+    items: Vec<ContainerItem>,
+    trigger_free: bool,
+) -> Result<MergeOutcome> {
     let guard = b.deleted_guard();
+    let mut stats = trigger_free.then(AccountStats::default);
     let select = format!(
         "SELECT {} FROM container WHERE {guard} name = ?",
         Account::ITEM_COLUMNS
@@ -427,10 +433,40 @@ fn merge_container_rows(b: &AccountBroker, items: Vec<ContainerItem>) -> Result<
             continue;
         }
         if existing.is_some() {
-            b.conn
-                .prepare_cached("DELETE FROM container WHERE name = ? AND deleted IN (0, 1)")
-                .and_then(|mut s| s.execute([&item.name]))
-                .map_err(|e| b.err(e))?;
+            match stats.as_mut() {
+                Some(stats) => {
+                    let mut del = b
+                        .conn
+                        .prepare_cached(
+                            "DELETE FROM container WHERE name = ? AND deleted IN (0, 1)
+                             RETURNING name, put_timestamp || '-' || delete_timestamp || '-' ||
+                                 object_count || '-' || bytes_used,
+                                 deleted, object_count, bytes_used, storage_policy_index",
+                        )
+                        .map_err(|e| b.err(e))?;
+                    let mut rows = del.query([&item.name]).map_err(|e| b.err(e))?;
+                    while let Some(r) = rows.next().map_err(|e| b.err(e))? {
+                        let row = (|| -> rusqlite::Result<_> {
+                            Ok((
+                                col_text(r, 0)?,
+                                col_text(r, 1)?,
+                                [col_int(r, 2)?, col_int(r, 3)?, col_int(r, 4)?],
+                                col_int(r, 5)?,
+                            ))
+                        })()
+                        .map_err(|e| b.err(e))?;
+                        stats.delete(b, &row.0, &row.1, row.2, row.3)?;
+                    }
+                }
+                None => {
+                    b.conn
+                        .prepare_cached(
+                            "DELETE FROM container WHERE name = ? AND deleted IN (0, 1)",
+                        )
+                        .and_then(|mut s| s.execute([&item.name]))
+                        .map_err(|e| b.err(e))?;
+                }
+            }
             outcome.replaced += 1;
         }
         b.conn
@@ -451,10 +487,122 @@ fn merge_container_rows(b: &AccountBroker, items: Vec<ContainerItem>) -> Result<
                 ])
             })
             .map_err(|e| b.err(e))?;
+        if let Some(stats) = stats.as_mut() {
+            let key = format!(
+                "{}-{}-{}-{}",
+                item.put_timestamp, item.delete_timestamp, item.object_count, item.bytes_used
+            );
+            stats.insert(
+                b,
+                &item.name,
+                &key,
+                [item.deleted, item.object_count, item.bytes_used],
+                item.storage_policy_index,
+            )?;
+        }
         outcome.inserted += 1;
         latest.insert(item.name.clone(), Some(item));
     }
+    if let Some(stats) = stats {
+        stats.apply(b)?;
+    }
     Ok(outcome)
+}
+
+/// What the `container` table's triggers do to `account_stat` and
+/// `policy_stat`, gathered row by row for a trigger-free merge.
+#[derive(Default)]
+struct AccountStats {
+    hash: HashXor,
+    /// container_count, object_count, bytes_used added to `account_stat`.
+    totals: [i64; 3],
+    policies: PolicyDeltas,
+}
+
+impl AccountStats {
+    fn exists(b: &AccountBroker) -> impl FnMut(i64) -> Result<bool> + '_ {
+        move |p| {
+            b.conn
+                .prepare_cached("SELECT 1 FROM policy_stat WHERE storage_policy_index = ?")
+                .and_then(|mut q| q.exists([p]))
+                .map_err(|e| b.err(e))
+        }
+    }
+
+    /// `[deleted, object_count, bytes_used]` of an inserted row.
+    fn insert(
+        &mut self,
+        b: &AccountBroker,
+        name: &str,
+        key: &str,
+        [deleted, objects, bytes]: [i64; 3],
+        policy: i64,
+    ) -> Result<()> {
+        let add = [1 - deleted, objects, bytes];
+        self.hash.add(name, key);
+        for (t, v) in self.totals.iter_mut().zip(add) {
+            *t += v;
+        }
+        self.policies.insert(policy, add, &mut Self::exists(b))
+    }
+
+    fn delete(
+        &mut self,
+        b: &AccountBroker,
+        name: &str,
+        key: &str,
+        [deleted, objects, bytes]: [i64; 3],
+        policy: i64,
+    ) -> Result<()> {
+        let sub = [1 - deleted, objects, bytes];
+        self.hash.add(name, key);
+        for (t, v) in self.totals.iter_mut().zip(sub) {
+            *t -= v;
+        }
+        self.policies.delete(policy, sub, &mut Self::exists(b))
+    }
+
+    fn apply(&self, b: &AccountBroker) -> Result<()> {
+        for (policy, d) in &self.policies.rows {
+            let [containers, objects, bytes] = d.add;
+            if d.existed {
+                b.conn
+                    .prepare_cached(
+                        "UPDATE policy_stat SET container_count = container_count + ?,
+                                object_count = object_count + ?, bytes_used = bytes_used + ?
+                         WHERE storage_policy_index = ?",
+                    )
+                    .and_then(|mut s| s.execute(params![containers, objects, bytes, policy]))
+                    .map_err(|e| b.err(e))?;
+            } else if d.exists {
+                b.conn
+                    .prepare_cached(
+                        "INSERT INTO policy_stat (storage_policy_index, container_count,
+                             object_count, bytes_used) VALUES (?, ?, ?, ?)",
+                    )
+                    .and_then(|mut s| s.execute(params![policy, containers, objects, bytes]))
+                    .map_err(|e| b.err(e))?;
+            }
+        }
+        let old: String = b
+            .conn
+            .query_row("SELECT hash FROM account_stat", [], |r| col_text(r, 0))
+            .map_err(|e| b.err(e))?;
+        let hash = self.hash.apply(&old).ok_or_else(|| DbError::Corrupt {
+            path: b.db_file.clone(),
+            reason: "unreadable hash in account_stat",
+            detail: old.clone(),
+        })?;
+        let [containers, objects, bytes] = self.totals;
+        b.conn
+            .prepare_cached(
+                "UPDATE account_stat SET container_count = container_count + ?,
+                        object_count = object_count + ?, bytes_used = bytes_used + ?, hash = ?",
+            )
+            .and_then(|mut s| s.execute(params![containers, objects, bytes, hash]))
+            .map_err(|e| b.err(e))?;
+        Ok(())
+    }
 }
 
 impl DbKind for Account {
@@ -493,18 +641,32 @@ impl DbKind for Account {
         Ok(b.read_stat()?.is_deleted())
     }
 
-    fn merge_rows(b: &AccountBroker, items: Vec<ContainerItem>) -> Result<MergeOutcome> {
-        match merge_container_rows(b, items.clone()) {
-            Err(DbError::Sqlite { source, .. })
-                if source
-                    .to_string()
-                    .contains("no such column: storage_policy_index") =>
-            {
-                b.migrate_add_storage_policy_index()?;
-                merge_container_rows(b, items)
-            }
-            other => other,
+    fn merge_rows(
+        b: &AccountBroker,
+        items: Vec<ContainerItem>,
+        trigger_free: bool,
+    ) -> Result<MergeOutcome> {
+        // A DB from before storage policies is migrated first, as Swift
+        // does on its first merge (its schema is never trigger-free).
+        if !trigger_free && !b.has_column("container", "storage_policy_index")? {
+            b.migrate_add_storage_policy_index()?;
         }
+        merge_container_rows(b, items, trigger_free)
+    }
+
+    /// Swift 2.38's schema: the five triggers on `container` and a
+    /// `policy_stat` with `container_count`.
+    fn trigger_free_schema(b: &AccountBroker) -> Result<bool> {
+        let triggers = b.triggers_on("container")?;
+        Ok(b.has_column("policy_stat", "container_count")?
+            && triggers
+                == [
+                    "container_delete",
+                    "container_delete_ps",
+                    "container_insert",
+                    "container_insert_ps",
+                    "container_update",
+                ])
     }
 
     /// No containers, and deleted longer than `reclaim_age` ago.

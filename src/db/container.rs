@@ -14,6 +14,7 @@ use super::core::{col_int, col_text, ts_or_zero, zero_like_text, Broker, MergeOu
 use super::files::{db_files, hash_of, parse_db_filename};
 use super::kind::{DbInfo, DbItem, DbKind, DbState};
 use super::shard::{self, merge_shards, ShardRange, SHARD_RANGE_KEYS};
+use super::stats::{HashXor, PolicyDeltas};
 use super::{schema, DbError, Result};
 
 mod listing;
@@ -594,7 +595,11 @@ fn insert_object_rows(b: &ContainerBroker, rows: &[ObjectItem]) -> Result<()> {
 /// Swift's container merge (§5.2): per (name, policy), the rule of
 /// `update_new_item_from_existing`; newer rows replace older ones (DELETE +
 /// INSERT), within the caller's transaction.
-fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<MergeOutcome> {
+fn merge_object_rows(
+    b: &ContainerBroker,
+    items: Vec<ObjectItem>,
+    trigger_free: bool,
+) -> Result<MergeOutcome> {
     let guard = b.deleted_guard();
     // Existing rows for the batch's names, as they are before the merge.
     let mut existing: HashMap<(String, i64), ObjectItem> = HashMap::new();
@@ -622,6 +627,7 @@ fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<Merg
         }
     }
     let mut to_delete: Vec<(String, i64)> = Vec::new();
+    let mut deleting: std::collections::HashSet<(String, i64)> = std::collections::HashSet::new();
     let mut queue: Vec<ObjectItem> = Vec::new();
     let mut queued_at: HashMap<(String, i64), usize> = HashMap::new();
     for mut item in items {
@@ -632,7 +638,7 @@ fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<Merg
         if !newer {
             continue;
         }
-        if current.is_some() && !to_delete.contains(&ident) {
+        if current.is_some() && deleting.insert(ident.clone()) {
             to_delete.push(ident.clone());
         }
         match queued_at.get(&ident) {
@@ -647,7 +653,45 @@ fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<Merg
             }
         }
     }
-    {
+    if trigger_free {
+        // What the triggers would do, row by row, applied once at the end.
+        let mut hash = HashXor::default();
+        let mut policies = PolicyDeltas::default();
+        let mut exists = |p: i64| policy_row_exists(b, p);
+        {
+            let mut del = b
+                .conn
+                .prepare_cached(&format!(
+                    "DELETE FROM object WHERE {guard} name = ? AND storage_policy_index = ?
+                     RETURNING name, created_at, size, deleted, storage_policy_index"
+                ))
+                .map_err(|e| b.err(e))?;
+            for (name, policy) in &to_delete {
+                let mut rows = del.query(params![name, policy]).map_err(|e| b.err(e))?;
+                while let Some(r) = rows.next().map_err(|e| b.err(e))? {
+                    let (n, created, size, deleted, spi) = (
+                        col_text(r, 0).map_err(|e| b.err(e))?,
+                        col_text(r, 1).map_err(|e| b.err(e))?,
+                        col_int(r, 2).map_err(|e| b.err(e))?,
+                        col_int(r, 3).map_err(|e| b.err(e))?,
+                        col_int(r, 4).map_err(|e| b.err(e))?,
+                    );
+                    hash.add(&n, &created);
+                    policies.delete(spi, [0, 1 - deleted, size], &mut exists)?;
+                }
+            }
+        }
+        insert_object_rows(b, &queue)?;
+        for it in &queue {
+            hash.add(&it.name, &it.created_at);
+            policies.insert(
+                it.storage_policy_index,
+                [0, 1 - it.deleted, it.size],
+                &mut exists,
+            )?;
+        }
+        apply_object_stats(b, &hash, &policies)?;
+    } else {
         let mut del = b
             .conn
             .prepare_cached(&format!(
@@ -657,12 +701,64 @@ fn merge_object_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<Merg
         for (name, policy) in &to_delete {
             del.execute(params![name, policy]).map_err(|e| b.err(e))?;
         }
+        insert_object_rows(b, &queue)?;
     }
-    insert_object_rows(b, &queue)?;
     Ok(MergeOutcome {
         inserted: queue.len(),
         replaced: to_delete.len(),
     })
+}
+
+/// Is there a `policy_stat` row for `policy`?
+fn policy_row_exists(b: &ContainerBroker, policy: i64) -> Result<bool> {
+    b.conn
+        .prepare_cached("SELECT 1 FROM policy_stat WHERE storage_policy_index = ?")
+        .and_then(|mut q| q.exists([policy]))
+        .map_err(|e| b.err(e))
+}
+
+/// Writes what the object triggers would have: per-policy counts and bytes
+/// (`object_insert_policy_stat` / `object_delete_policy_stat`) and the
+/// `chexor` hash in `container_info`.
+fn apply_object_stats(b: &ContainerBroker, hash: &HashXor, policies: &PolicyDeltas) -> Result<()> {
+    for (policy, d) in &policies.rows {
+        let [_, count, bytes] = d.add;
+        if d.existed {
+            if count != 0 || bytes != 0 {
+                b.conn
+                    .prepare_cached(
+                        "UPDATE policy_stat SET object_count = object_count + ?,
+                                bytes_used = bytes_used + ?
+                         WHERE storage_policy_index = ?",
+                    )
+                    .and_then(|mut s| s.execute(params![count, bytes, policy]))
+                    .map_err(|e| b.err(e))?;
+            }
+        } else if d.exists {
+            b.conn
+                .prepare_cached(
+                    "INSERT INTO policy_stat (storage_policy_index, object_count, bytes_used)
+                     VALUES (?, ?, ?)",
+                )
+                .and_then(|mut s| s.execute(params![policy, count, bytes]))
+                .map_err(|e| b.err(e))?;
+        }
+    }
+    if !hash.is_zero() {
+        let old: String = b
+            .conn
+            .query_row("SELECT hash FROM container_info", [], |r| col_text(r, 0))
+            .map_err(|e| b.err(e))?;
+        let new = hash.apply(&old).ok_or_else(|| DbError::Corrupt {
+            path: b.db_file.clone(),
+            reason: "unreadable hash in container_info",
+            detail: old.clone(),
+        })?;
+        b.conn
+            .execute("UPDATE container_info SET hash = ?", [new])
+            .map_err(|e| b.err(e))?;
+    }
+    Ok(())
 }
 
 impl DbKind for Container {
@@ -711,8 +807,25 @@ impl DbKind for Container {
         Ok(zero_like_text(&count) && ts_or_zero(&delete) > ts_or_zero(&put))
     }
 
-    fn merge_rows(b: &ContainerBroker, items: Vec<ObjectItem>) -> Result<MergeOutcome> {
-        merge_object_rows(b, items)
+    fn merge_rows(
+        b: &ContainerBroker,
+        items: Vec<ObjectItem>,
+        trigger_free: bool,
+    ) -> Result<MergeOutcome> {
+        merge_object_rows(b, items, trigger_free)
+    }
+
+    /// Swift 2.38's schema: `container_info` with the two policy-stat
+    /// triggers on `object` and nothing else but `object_update`.
+    fn trigger_free_schema(b: &ContainerBroker) -> Result<bool> {
+        let triggers = b.triggers_on("object")?;
+        Ok(b.has_table("container_info")?
+            && triggers
+                == [
+                    "object_delete_policy_stat",
+                    "object_insert_policy_stat",
+                    "object_update",
+                ])
     }
 
     fn is_reclaimable(b: &ContainerBroker, now: f64, reclaim_age: f64) -> Result<bool> {

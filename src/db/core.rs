@@ -122,6 +122,9 @@ pub struct Broker<K: DbKind> {
     /// Reads go on with the committed rows when the pending file's lock
     /// cannot be had (Swift's `stale_reads_ok`).
     stale_reads_ok: bool,
+    /// Merges run with SQLite's triggers off (the schema is one whose
+    /// trigger effects the kind applies itself).
+    pub(super) trigger_free: bool,
     kind: PhantomData<K>,
 }
 
@@ -153,9 +156,11 @@ impl<K: DbKind> Broker<K> {
             db_version: 1,
             file_id: id,
             stale_reads_ok: false,
+            trigger_free: false,
             kind: PhantomData,
         };
         broker.db_version = broker.read_db_version()?;
+        broker.trigger_free = K::trigger_free_schema(&broker)?;
         Ok(broker)
     }
 
@@ -389,7 +394,16 @@ impl<K: DbKind> Broker<K> {
             None => None,
         };
         let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
-        let outcome = K::merge_rows(self, items)?;
+        let outcome = if self.trigger_free {
+            self.set_triggers(false)?;
+            let merged = K::merge_rows(self, items, true);
+            // Back on before anything else is written (the sync tables'
+            // triggers keep `updated_at`), whatever the merge did.
+            self.set_triggers(true)?;
+            merged?
+        } else {
+            K::merge_rows(self, items, false)?
+        };
         if let (Some(source), Some(point)) = (source, sync_point) {
             self.advance_incoming_sync(source, point)?;
         }
@@ -883,6 +897,53 @@ impl<K: DbKind> Broker<K> {
     /// Direct access for read-only SQL in tests and tools.
     pub fn connection(&self) -> &Connection {
         &self.conn
+    }
+
+    /// Switches SQLite's triggers on or off for this connection.
+    fn set_triggers(&self, on: bool) -> Result<()> {
+        self.conn
+            .set_db_config(
+                rusqlite::config::DbConfig::SQLITE_DBCONFIG_ENABLE_TRIGGER,
+                on,
+            )
+            .map(|_| ())
+            .map_err(|e| self.err(e))
+    }
+
+    /// Merges run with the triggers off when the schema allows it (the
+    /// default); `false` keeps Swift's triggers on for every merge.
+    pub fn set_trigger_free_merges(&mut self, on: bool) -> Result<()> {
+        self.trigger_free = on && K::trigger_free_schema(self)?;
+        Ok(())
+    }
+
+    /// Do merges run with the triggers off?
+    pub fn trigger_free_merges(&self) -> bool {
+        self.trigger_free
+    }
+
+    /// The names of the triggers on `table`, sorted.
+    pub(crate) fn triggers_on(&self, table: &str) -> Result<Vec<String>> {
+        let mut q = self
+            .conn
+            .prepare_cached(
+                "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = ?
+                 ORDER BY name",
+            )
+            .map_err(|e| self.err(e))?;
+        let rows = q
+            .query_map([table], |r| col_text(r, 0))
+            .map_err(|e| self.err(e))?;
+        rows.collect::<rusqlite::Result<Vec<_>>>()
+            .map_err(|e| self.err(e))
+    }
+
+    /// Does the DB have this table?
+    pub(crate) fn has_table(&self, table: &str) -> Result<bool> {
+        self.conn
+            .prepare_cached("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?")
+            .and_then(|mut q| q.exists([table]))
+            .map_err(|e| self.err(e))
     }
 
     /// Does `table` have `column`?

@@ -150,7 +150,18 @@ pub trait DbKind: Sized + Send + Sync + Debug + 'static {
     /// The kind's deleted rule, on the stored state (no pending commit).
     fn is_deleted_now(b: &Broker<Self>) -> Result<bool>;
     /// Merges rows with the kind's rule, inside the caller's transaction.
-    fn merge_rows(b: &Broker<Self>, items: Vec<Self::Item>) -> Result<MergeOutcome>;
+    /// With `trigger_free`, SQLite's triggers are off and the merge applies
+    /// itself what the row table's triggers would have done.
+    fn merge_rows(
+        b: &Broker<Self>,
+        items: Vec<Self::Item>,
+        trigger_free: bool,
+    ) -> Result<MergeOutcome>;
+    /// Is the DB's schema the one whose triggers [`DbKind::merge_rows`]
+    /// knows how to stand in for? (Older schemas merge with triggers on.)
+    fn trigger_free_schema(_b: &Broker<Self>) -> Result<bool> {
+        Ok(false)
+    }
     /// Deleted long enough ago (and empty) for the replicator to remove it.
     fn is_reclaimable(b: &Broker<Self>, now: f64, reclaim_age: f64) -> Result<bool>;
     /// Extra work of `newid`, inside its transaction.

@@ -24,6 +24,7 @@ pub mod lock;
 pub mod schema;
 pub mod shard;
 pub mod snapshot;
+mod stats;
 
 use std::path::{Path, PathBuf};
 
