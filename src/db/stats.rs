@@ -66,18 +66,18 @@ impl PolicyDeltas {
         policy: i64,
         exists: &mut dyn FnMut(i64) -> super::Result<bool>,
     ) -> super::Result<&mut PolicyDelta> {
-        if !self.rows.contains_key(&policy) {
-            let e = exists(policy)?;
-            self.rows.insert(
-                policy,
-                PolicyDelta {
+        use std::collections::btree_map::Entry;
+        Ok(match self.rows.entry(policy) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(v) => {
+                let e = exists(policy)?;
+                v.insert(PolicyDelta {
                     existed: e,
                     exists: e,
                     add: [0; 3],
-                },
-            );
-        }
-        Ok(self.rows.entry(policy).or_default())
+                })
+            }
+        })
     }
 
     pub fn insert(
