@@ -1,13 +1,15 @@
 """Account DB scenarios of the interop suite (names `acct_*`).
 
-Imported by driver.py, which registers them with its own `scenario`
-registry. The cluster's nodes each run an account server besides the
-container server (Swift's `swift-account-server` or `rowsync server` with an
-account-server.conf) on their own port, with an account ring of the same
-device triples as the container ring and one rsync module per node,
-`account_<port>`. DBs are made with Swift's own `AccountBroker`; a row of an
-account DB is a container: (name, put_timestamp, delete_timestamp,
-object_count, bytes_used, deleted, storage_policy_index).
+Imported by driver.py (after containers.py); they register themselves in
+harness.py's `scenario` registry (account_api.py adds the scenarios that
+go through the account HTTP API). The cluster's nodes each run an account
+server besides the container server (Swift's `swift-account-server` or
+`rowsync server --kind account` with an account-server.conf) on their own
+port, with an account ring of the same device triples as the container
+ring and one rsync module per node, `account_<port>`. DBs are made with
+Swift's own `AccountBroker`; a row of an account DB is a container: (name,
+put_timestamp, delete_timestamp, object_count, bytes_used, deleted,
+storage_policy_index).
 
 Swift's account merge (AccountBroker.merge_items) is not "newest row wins":
 for a name both sides hold, the merged row keeps the newest put_timestamp
@@ -27,8 +29,9 @@ import shutil
 import sqlite3
 import subprocess
 
-from driver import (Ctx, Fail, check, scenario, ts, ODD_NAMES,
-                    _compare_answer, account_server_conf_text)
+from cluster import account_server_conf_text
+from harness import (Ctx, Fail, check, scenario, ts, ODD_NAMES,
+                     _compare_answer)
 
 ACCT_PREFIX = 'AUTH_acct'
 AROW_KEYS = ('name', 'put_timestamp', 'delete_timestamp', 'object_count',

@@ -51,7 +51,7 @@ impl Reply {
     pub fn text(status: StatusCode, msg: impl Into<String>) -> Reply {
         let mut r = Reply::new(status);
         r.body = msg.into().into_bytes();
-        r.push_header("Content-Type", b"text/plain; charset=UTF-8");
+        r.push_header("Content-Type", b"text/plain");
         r
     }
 
@@ -232,7 +232,7 @@ mod tests {
             vec![
                 (
                     "content-type",
-                    HeaderValue::from_static("text/plain; charset=UTF-8")
+                    HeaderValue::from_static("text/plain")
                 ),
                 ("x-a", HeaderValue::from_static("2")),
             ]
