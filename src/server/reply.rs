@@ -230,10 +230,7 @@ mod tests {
         assert_eq!(
             names,
             vec![
-                (
-                    "content-type",
-                    HeaderValue::from_static("text/plain")
-                ),
+                ("content-type", HeaderValue::from_static("text/plain")),
                 ("x-a", HeaderValue::from_static("2")),
             ]
         );
