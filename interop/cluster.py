@@ -186,6 +186,23 @@ def replicator_section(node, rsync_port, overrides=None,
         '%s = %s\n' % kv for kv in opts.items())
 
 
+def filter_sections(node, disable_name):
+    """Swift's healthcheck and recon middlewares, as a Swift storage
+    node's pipeline has them (recon.py's scenario compares Swift's answers
+    with rowsync's): the recon cache is the node dir, where its
+    replicators write; `disable_name` in the node dir turns the
+    healthcheck to 503."""
+    ndir = node['dir'] if isinstance(node, dict) else node.dir
+    return ('[filter:healthcheck]\n'
+            'use = egg:swift#healthcheck\n'
+            'disable_path = %s\n'
+            '\n'
+            '[filter:recon]\n'
+            'use = egg:swift#recon\n'
+            'recon_cache_path = %s\n'
+            '\n' % (os.path.join(ndir, disable_name), ndir))
+
+
 def server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
     user = pwd.getpwuid(os.getuid()).pw_name
     return (
@@ -201,8 +218,9 @@ def server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
         'fallocate_reserve = 0\n'
         '\n'
         '[pipeline:main]\n'
-        'pipeline = container-server\n'
+        'pipeline = healthcheck recon container-server\n'
         '\n'
+        '%(filters)s'
         '[app:container-server]\n'
         'use = egg:swift#container\n'
         'log_level = DEBUG\n'
@@ -219,7 +237,8 @@ def server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
         'recon_cache_path = %(dir)s\n'
         'auto_shard = false\n'
     ) % dict(node, swift_dir=swift_dir, user=user,
-             repl=replicator_section(node, rsync_port, repl_overrides))
+             repl=replicator_section(node, rsync_port, repl_overrides),
+             filters=filter_sections(node, 'healthcheck-disabled'))
 
 
 def account_server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
@@ -240,8 +259,9 @@ def account_server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
         'fallocate_reserve = 0\n'
         '\n'
         '[pipeline:main]\n'
-        'pipeline = account-server\n'
+        'pipeline = healthcheck recon account-server\n'
         '\n'
+        '%(filters)s'
         '[app:account-server]\n'
         'use = egg:swift#account\n'
         'log_level = DEBUG\n'
@@ -254,7 +274,8 @@ def account_server_conf_text(node, swift_dir, rsync_port, repl_overrides=None):
         '[account-reaper]\n'
     ) % dict(node, swift_dir=swift_dir, user=user,
              repl=replicator_section(node, rsync_port, repl_overrides,
-                                     server_type='account'))
+                                     server_type='account'),
+             filters=filter_sections(node, 'account-healthcheck-disabled'))
 
 
 def setup(args):

@@ -43,6 +43,7 @@ def load_scenarios():
     import containers  # noqa: F401  the container scenarios
     import accounts  # noqa: F401  the account scenarios (acct_*)
     import account_api  # noqa: F401  acct_* through the account HTTP API
+    import recon  # noqa: F401  recon/healthcheck middlewares against Swift's
     return harness.SCENARIOS
 
 

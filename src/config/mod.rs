@@ -437,6 +437,94 @@ pub struct ServerConf {
     pub max_db_transfer_size: u64,
     pub db_preallocation: bool,
     pub db_query_logging: bool,
+    /// The Swift middlewares of `[pipeline:main]` that rowsync serves
+    /// itself (recon, healthcheck); other filters are ignored.
+    pub filters: PipelineFilters,
+}
+
+/// Swift's `recon` middleware (`[filter:NAME]` with `use =
+/// egg:swift#recon`): its options as the filter sees them (PasteDeploy:
+/// `[DEFAULT]`, then the section's own keys), kept as the raw strings
+/// Swift joins paths with.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReconFilter {
+    /// `devices` (default `/srv/node`).
+    pub devices: String,
+    /// `swift_dir` (default `/etc/swift`): where the ring files are.
+    pub swift_dir: String,
+    /// `recon_cache_path` (default `/var/cache/swift`).
+    pub recon_cache_path: String,
+}
+
+/// Swift's `healthcheck` middleware (`use = egg:swift#healthcheck`).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct HealthcheckFilter {
+    /// `disable_path` (default empty: never disabled).
+    pub disable_path: String,
+}
+
+/// The filters of `[pipeline:main]` rowsync implements.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PipelineFilters {
+    pub recon: Option<ReconFilter>,
+    pub healthcheck: Option<HealthcheckFilter>,
+}
+
+impl PipelineFilters {
+    /// Reads `pipeline` of `[pipeline:main]` (every name but the last, the
+    /// app, is a filter) and each filter's `[filter:NAME]` section, as
+    /// PasteDeploy loads Swift's servers: a filter without its section is
+    /// an error (Swift does not start). No `[pipeline:main]`: no filters.
+    pub fn from_ini(ini: &Ini) -> Result<PipelineFilters, ConfigError> {
+        let mut out = PipelineFilters::default();
+        let Some(pipeline) = ini.raw_section("pipeline:main") else {
+            return Ok(out);
+        };
+        let names: Vec<&str> = pipeline
+            .iter()
+            .find(|(k, _)| k == "pipeline")
+            .map(|(_, v)| v.split_whitespace().collect())
+            .unwrap_or_default();
+        let filters = &names[..names.len().saturating_sub(1)];
+        for name in filters {
+            let section = format!("filter:{name}");
+            let sec = ini
+                .paste_section(&section)
+                .ok_or(ConfigError::MissingSection(section))?;
+            let get = |k: &str, default: &str| sec.get(k).unwrap_or(default).to_string();
+            match filter_entry_point(&sec).as_deref() {
+                Some("recon") if out.recon.is_none() => {
+                    out.recon = Some(ReconFilter {
+                        devices: get("devices", "/srv/node"),
+                        swift_dir: get("swift_dir", "/etc/swift"),
+                        recon_cache_path: get("recon_cache_path", "/var/cache/swift"),
+                    });
+                }
+                Some("healthcheck") if out.healthcheck.is_none() => {
+                    out.healthcheck = Some(HealthcheckFilter {
+                        disable_path: get("disable_path", ""),
+                    });
+                }
+                _ => {}
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Which of Swift's middlewares a `[filter:...]` section loads: the name
+/// after `egg:swift#` in `use`, or the module of a `paste.filter_factory =
+/// swift.common.middleware.NAME:filter_factory`.
+fn filter_entry_point(sec: &Section) -> Option<String> {
+    if let Some(u) = sec.get("use") {
+        let (dist, entry) = u.trim().split_once('#')?;
+        return (dist.trim() == "egg:swift").then(|| entry.trim().to_string());
+    }
+    let factory = sec.get("paste.filter_factory")?.trim();
+    let module = factory.strip_suffix(":filter_factory")?;
+    module
+        .strip_prefix("swift.common.middleware.")
+        .map(str::to_string)
 }
 
 /// Default `max_body_size`: 64 MiB.
@@ -488,7 +576,9 @@ impl ServerConf {
         let sec = ini
             .paste_section(&name)
             .ok_or(ConfigError::MissingSection(name))?;
-        Self::from_section(&sec, server)
+        let mut conf = Self::from_section(&sec, server)?;
+        conf.filters = PipelineFilters::from_ini(ini)?;
+        Ok(conf)
     }
 
     /// Reads the options from an already merged section.
@@ -525,6 +615,7 @@ impl ServerConf {
             )?,
             db_preallocation: r.boolean("db_preallocation", false)?,
             db_query_logging: r.boolean("db_query_logging", false)?,
+            filters: PipelineFilters::default(),
         })
     }
 }

@@ -7,8 +7,10 @@
 
 pub mod account;
 pub mod container;
+pub mod healthcheck;
 mod listing;
 mod metadata;
+pub mod recon;
 pub mod replicate;
 mod reply;
 mod request;
@@ -170,9 +172,17 @@ pub fn split_path(
 async fn route(State(state): State<Arc<AppState>>, req: Request) -> Response {
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
-    let resp = match method.as_str() {
-        "REPLICATE" => replicate::handle(state.clone(), req).await,
-        _ => match state.conf.server_type {
+    // The pipeline's middlewares (healthcheck, recon) come first, as in
+    // Swift's paste pipeline.
+    let swob_path = recon::swob_path(&req);
+    let filtered = match healthcheck::handle(&state, &swob_path) {
+        Some(r) => Some(r),
+        None => recon::handle(&state, swob_path).await,
+    };
+    let resp = match (filtered, method.as_str()) {
+        (Some(r), _) => r,
+        (None, "REPLICATE") => replicate::handle(state.clone(), req).await,
+        (None, _) => match state.conf.server_type {
             ServerType::Container => container::handle(state.clone(), req).await,
             ServerType::Account => account::handle(state.clone(), req).await,
         },
