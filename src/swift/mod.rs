@@ -9,6 +9,7 @@ pub mod merge;
 pub mod pending;
 pub mod pickle;
 pub mod pyjson;
+pub mod pyvalue;
 pub mod timestamp;
 
 pub use hash::{chexor, HashPathConfig};
