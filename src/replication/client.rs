@@ -1,11 +1,18 @@
-//! The sending side's HTTP: REPLICATE requests to a peer
+//! The sending side's calls to peers: REPLICATE requests
 //! (`/<device>/<partition>/<hash>`), each bounded by one deadline covering
 //! connect, send and the whole response, and rowsync's whole-DB upload.
+//!
+//! Every call goes through a [`Transport`]: [`HttpTransport`] in service
+//! (pooled keep-alive HTTP), any other implementation in tests that fail,
+//! delay, drop, duplicate or partition calls in process.
 
+use std::future::Future;
 use std::path::Path;
+use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
-use crate::replication::wire::{ReplicateOp, WireItem};
+use crate::replication::wire::{OpName, ReplicateOp, WireItem};
 use crate::ring::Device;
 
 /// The Content-Type of rowsync's whole-DB upload
@@ -41,6 +48,9 @@ pub enum ClientError {
         #[source]
         source: std::io::Error,
     },
+    /// A transport (in tests) dropped the call: no answer came back.
+    #[error("call to {node} dropped: {why}")]
+    Dropped { node: String, why: String },
 }
 
 /// `ip:port/device` of a ring device (for logs).
@@ -59,11 +69,38 @@ fn host_port(dev: &Device) -> String {
     }
 }
 
-/// A pooled HTTP client for REPLICATE (keep-alive connections are reused
-/// for the requests of one DB to one peer, and across DBs).
+/// A boxed future of a transport call.
+pub type CallFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<ReplResponse, ClientError>> + Send + 'a>>;
+
+/// How the sender reaches its peers.
+pub trait Transport: Send + Sync + std::fmt::Debug {
+    /// Sends one REPLICATE op (`op` names it; `body` is its JSON) to
+    /// `/<device>/<partition>/<hash>` of `dev`. `Err` means no response.
+    fn replicate<'a>(
+        &'a self,
+        dev: &'a Device,
+        partition: u32,
+        hash: &'a str,
+        op: OpName,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> CallFuture<'a>;
+
+    /// Uploads a DB file into the peer's `<device>/tmp/<name>`.
+    fn upload_db<'a>(
+        &'a self,
+        dev: &'a Device,
+        name: &'a str,
+        file: &'a Path,
+        timeout: Duration,
+    ) -> CallFuture<'a>;
+}
+
+/// The sender's handle on its transport (cheap to clone; clones share it).
 #[derive(Debug, Clone)]
 pub struct ReplClient {
-    http: reqwest::Client,
+    transport: Arc<dyn Transport>,
 }
 
 impl Default for ReplClient {
@@ -73,17 +110,13 @@ impl Default for ReplClient {
 }
 
 impl ReplClient {
+    /// Pooled HTTP ([`HttpTransport`]).
     pub fn new() -> Self {
-        let http = reqwest::Client::builder()
-            .pool_idle_timeout(Duration::from_secs(30))
-            .no_proxy()
-            .build()
-            .unwrap_or_else(|_| reqwest::Client::new());
-        ReplClient { http }
+        Self::with_transport(Arc::new(HttpTransport::new()))
     }
 
-    fn method() -> reqwest::Method {
-        reqwest::Method::from_bytes(b"REPLICATE").unwrap_or(reqwest::Method::POST)
+    pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
+        ReplClient { transport }
     }
 
     /// Sends one op; `Err` means no response (connection error or timeout).
@@ -95,6 +128,82 @@ impl ReplClient {
         op: &ReplicateOp<I>,
         timeout: Duration,
     ) -> Result<ReplResponse, ClientError> {
+        self.transport
+            .replicate(dev, partition, hash, op.op_name(), op.to_body(), timeout)
+            .await
+    }
+
+    /// Uploads a DB file into the peer's `<device>/tmp/<name>`.
+    pub async fn upload_db(
+        &self,
+        dev: &Device,
+        name: &str,
+        file: &Path,
+        timeout: Duration,
+    ) -> Result<ReplResponse, ClientError> {
+        self.transport.upload_db(dev, name, file, timeout).await
+    }
+}
+
+/// REPLICATE over HTTP with a pooled client (keep-alive connections are
+/// reused for the requests of one DB to one peer, and across DBs).
+#[derive(Debug, Clone)]
+pub struct HttpTransport {
+    http: reqwest::Client,
+}
+
+impl Default for HttpTransport {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Transport for HttpTransport {
+    fn replicate<'a>(
+        &'a self,
+        dev: &'a Device,
+        partition: u32,
+        hash: &'a str,
+        _op: OpName,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> CallFuture<'a> {
+        Box::pin(self.send(dev, partition, hash, body, timeout))
+    }
+
+    fn upload_db<'a>(
+        &'a self,
+        dev: &'a Device,
+        name: &'a str,
+        file: &'a Path,
+        timeout: Duration,
+    ) -> CallFuture<'a> {
+        Box::pin(self.upload(dev, name, file, timeout))
+    }
+}
+
+impl HttpTransport {
+    pub fn new() -> Self {
+        let http = reqwest::Client::builder()
+            .pool_idle_timeout(Duration::from_secs(30))
+            .no_proxy()
+            .build()
+            .unwrap_or_else(|_| reqwest::Client::new());
+        HttpTransport { http }
+    }
+
+    fn method() -> reqwest::Method {
+        reqwest::Method::from_bytes(b"REPLICATE").unwrap_or(reqwest::Method::POST)
+    }
+
+    async fn send(
+        &self,
+        dev: &Device,
+        partition: u32,
+        hash: &str,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<ReplResponse, ClientError> {
         let url = format!(
             "http://{}/{}/{}/{}",
             host_port(dev),
@@ -102,7 +211,6 @@ impl ReplClient {
             partition,
             hash
         );
-        let body = op.to_body();
         let node = node_name(dev);
         let fut = async {
             let resp = self
@@ -123,8 +231,7 @@ impl ReplClient {
         }
     }
 
-    /// Uploads a DB file into the peer's `<device>/tmp/<name>`.
-    pub async fn upload_db(
+    async fn upload(
         &self,
         dev: &Device,
         name: &str,
