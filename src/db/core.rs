@@ -282,6 +282,10 @@ impl<K: DbKind> Broker<K> {
         }
         item.check().map_err(DbError::Invalid)?;
         let _lock = lock_parent(&self.pending_file, self.pending_timeout)?;
+        fail::fail_point!("pending::append", |a| Err(super::injected(
+            &self.pending_file,
+            a
+        )));
         let size = match std::fs::metadata(&self.pending_file) {
             Ok(m) => m.len(),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
@@ -367,9 +371,17 @@ impl<K: DbKind> Broker<K> {
                 ),
             }
         }
+        fail::fail_point!("pending::flush", |a| Err(super::injected(
+            &self.pending_file,
+            a
+        )));
         if !items.is_empty() {
             self.merge_items(items, None)?;
         }
+        fail::fail_point!("pending::after_merge", |a| Err(super::injected(
+            &self.pending_file,
+            a
+        )));
         if !data.is_empty() {
             file.set_len(0)
                 .map_err(|e| DbError::io(&self.pending_file, e))?;
@@ -407,7 +419,15 @@ impl<K: DbKind> Broker<K> {
         if let (Some(source), Some(point)) = (source, sync_point) {
             self.advance_incoming_sync(source, point)?;
         }
+        fail::fail_point!("merge_items::before_commit", |a| Err(super::injected(
+            &self.db_file,
+            a
+        )));
         tx.commit().map_err(|e| self.err(e))?;
+        fail::fail_point!("merge_items::after_commit", |a| Err(super::injected(
+            &self.db_file,
+            a
+        )));
         Ok(outcome)
     }
 
@@ -803,6 +823,7 @@ impl<K: DbKind> Broker<K> {
     /// kind's own clean-up. Returns the tombstones removed.
     pub fn reclaim(&self, age_timestamp: f64, sync_timestamp: f64) -> Result<usize> {
         self.commit_pending()?;
+        fail::fail_point!("reclaim", |a| Err(super::injected(&self.db_file, a)));
         let age_text = python_float_repr(age_timestamp);
         let mut marker = String::new();
         let mut reclaimed = 0usize;

@@ -88,6 +88,7 @@ pub fn pending_path(db_file: &Path) -> PathBuf {
 /// Moves a DB's whole hash dir to `<device>/quarantined/<datadir>/<hash>`
 /// (with a random suffix if that exists). Returns the new location.
 pub fn quarantine(db_file: &Path) -> Result<PathBuf> {
+    fail::fail_point!("quarantine", |a| Err(super::injected(db_file, a)));
     let hash_dir = db_file
         .parent()
         .ok_or_else(|| DbError::Invalid(format!("{} has no directory", db_file.display())))?;

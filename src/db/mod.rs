@@ -168,6 +168,17 @@ impl DbError {
 
 pub type Result<T> = std::result::Result<T, DbError>;
 
+/// The error a fail point injects (feature `failpoints`): `return(enospc)`
+/// a full disk, any other `return(...)` an I/O error (EIO).
+#[cfg_attr(not(feature = "failpoints"), allow(dead_code))]
+pub(crate) fn injected(path: &Path, arg: Option<String>) -> DbError {
+    let errno = match arg.as_deref() {
+        Some("enospc") => libc::ENOSPC,
+        _ => libc::EIO,
+    };
+    DbError::io(path, std::io::Error::from_raw_os_error(errno))
+}
+
 /// Which kind of Swift DB a file is, by its stat table: `Some("account")`,
 /// `Some("container")`, or `None` for a readable SQLite file of neither
 /// kind. Opens the file read-only and writes nothing.

@@ -692,7 +692,13 @@ impl<K: ReplKind> ReplicatorRpc<K> {
                     return Ok(false);
                 }
                 files::fsync_path(&tmp)?;
+                fail::fail_point!("rsync_then_merge::before_rename", |a| Err(
+                    crate::db::injected(&db_file, a)
+                ));
                 std::fs::rename(&tmp, &db_file).map_err(|e| DbError::io(&db_file, e))?;
+                fail::fail_point!("rsync_then_merge::after_rename", |a| Err(
+                    crate::db::injected(&db_file, a)
+                ));
                 files::fsync_path(hash_dir)?;
                 Ok(true)
             })();

@@ -484,6 +484,9 @@ async fn usync<K: ReplKind>(
         record_progress(point)?;
         return Ok(false);
     }
+    fail::fail_point!("sender::before_merge_syncs", |a| Err(ReplError::Db(
+        crate::db::injected(&db.path, a)
+    )));
     let op = ReplicateOp::<K::Item>::MergeSyncs(sync_table);
     match ctx
         .client
@@ -560,6 +563,7 @@ async fn ship_db<K: ReplKind>(
     if !shipped {
         return false;
     }
+    fail::fail_point!("sender::after_ship", |_| false);
     let basename = db
         .path
         .file_name()
