@@ -672,8 +672,21 @@ pub struct ReplicatorConf {
     pub log_level: String,
     pub db_preallocation: bool,
     pub db_query_logging: bool,
+    /// Swift's `log_statsd_*` options; `None` without `log_statsd_host`.
+    pub statsd: Option<StatsdConf>,
     /// Warnings about deprecated options (e.g. `run_pause`), to be logged.
     pub warnings: Vec<String>,
+}
+
+/// Where and how metrics go to statsd (Swift's `log_statsd_*` options).
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatsdConf {
+    pub host: String,
+    pub port: u16,
+    /// `log_statsd_metric_prefix` (empty: none).
+    pub metric_prefix: String,
+    /// `log_statsd_default_sample_rate` x `log_statsd_sample_rate_factor`.
+    pub sample_rate: f64,
 }
 
 impl ReplicatorConf {
@@ -792,6 +805,16 @@ impl ReplicatorConf {
             log_level: r.string("log_level", "INFO"),
             db_preallocation: r.boolean("db_preallocation", false)?,
             db_query_logging: r.boolean("db_query_logging", false)?,
+            statsd: match nonempty("log_statsd_host") {
+                None => None,
+                Some(host) => Some(StatsdConf {
+                    host: host.to_string(),
+                    port: r.port("log_statsd_port", 8125)?,
+                    metric_prefix: r.string("log_statsd_metric_prefix", ""),
+                    sample_rate: r.float("log_statsd_default_sample_rate", 1.0)?
+                        * r.float("log_statsd_sample_rate_factor", 1.0)?,
+                }),
+            },
             warnings,
         })
     }

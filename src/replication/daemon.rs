@@ -42,6 +42,8 @@ pub struct Replicator<K: ReplKind> {
     handoff_delete: usize,
     /// The stats of the last finished pass.
     pub last_stats: Mutex<Option<Stats>>,
+    /// Swift's statsd metrics under `<kind>-replicator.`, when configured.
+    pub statsd: Option<Arc<super::statsd::Statsd>>,
     kind: PhantomData<K>,
 }
 
@@ -70,6 +72,11 @@ impl<K: ReplKind> Replicator<K> {
             );
             handoff_delete = 0;
         }
+        let statsd = conf
+            .statsd
+            .as_ref()
+            .and_then(|s| super::statsd::Statsd::new(s, &format!("{}-replicator", K::NAME)))
+            .map(Arc::new);
         Replicator {
             conf: Arc::new(conf),
             ring,
@@ -78,6 +85,7 @@ impl<K: ReplKind> Replicator<K> {
             multiple_policies: swift.policy_count() > 1,
             handoff_delete,
             last_stats: Mutex::new(None),
+            statsd,
             kind: PhantomData,
         }
     }
@@ -92,6 +100,7 @@ impl<K: ReplKind> Replicator<K> {
             stats: stats.clone(),
             multiple_policies: self.multiple_policies,
             devices: self.conf.devices.clone(),
+            statsd: self.statsd.clone(),
         };
         if let Err(e) = self.ring.reload_if_changed() {
             tracing::warn!("ring reload failed, keeping the loaded ring: {e}");
@@ -308,7 +317,9 @@ impl<K: ReplKind> DbJob<K> {
     async fn replicate_db(&self, partition: &str, db_file: &Path, node_id: u32) -> DbOutcome {
         let conf = &self.ctx.conf;
         let now = now_f64();
+        let started = Instant::now();
         self.ctx.stat(|s| s.attempted += 1);
+        self.ctx.count("attempts");
         tracing::debug!(db = %db_file.display(), "Replicating db");
         let mut part: u32 = partition.parse().unwrap_or(0);
         let primaries = |p: u32| -> Vec<Device> {
@@ -353,6 +364,7 @@ impl<K: ReplKind> DbJob<K> {
                     tracing::error!(db = %db_file.display(), "ERROR reading db: {e}");
                 }
                 self.fail_all(&primaries(part));
+                self.ctx.count("failures");
                 return DbOutcome {
                     success: false,
                     responses: vec![],
@@ -383,6 +395,7 @@ impl<K: ReplKind> DbJob<K> {
             if info.may_delete() {
                 tokio::task::block_in_place(|| self.delete_db(db_file));
             }
+            self.ctx.timing_since("timing", started);
             return DbOutcome {
                 success: true,
                 responses: vec![],
@@ -451,6 +464,8 @@ impl<K: ReplKind> DbJob<K> {
                 if !success {
                     failures.insert((node.replication_ip.clone(), node.device.clone()));
                 }
+                self.ctx
+                    .count(if success { "successes" } else { "failures" });
                 responses.push(success);
             }
         }
@@ -470,6 +485,7 @@ impl<K: ReplKind> DbJob<K> {
                 s.add_failure(ip, dev);
             }
         });
+        self.ctx.timing_since("timing", started);
         if shouldbehere {
             responses.push(true);
         }
@@ -545,6 +561,10 @@ impl<K: ReplKind> DbJob<K> {
             }
         }
         self.ctx.stat(|s| s.remove += 1);
+        let device = files::device_path_of(db_file)
+            .and_then(|d| d.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .unwrap_or_default();
+        self.ctx.count(&format!("removes.{device}"));
         let Some(suffix_dir) = suffix_dir else {
             return true;
         };

@@ -12,6 +12,7 @@ pub mod rpc;
 pub mod rsync;
 pub mod sender;
 pub mod stats;
+pub mod statsd;
 pub mod walk;
 pub mod wire;
 

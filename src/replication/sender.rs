@@ -100,11 +100,27 @@ pub struct SenderCtx {
     pub multiple_policies: bool,
     /// The devices root (for snapshots in `<dev>/tmp`).
     pub devices: PathBuf,
+    /// Swift's statsd metrics, when configured.
+    pub statsd: Option<Arc<super::statsd::Statsd>>,
 }
 
 impl SenderCtx {
     fn node_timeout(&self) -> Duration {
         Duration::from_secs_f64(self.conf.node_timeout.max(0.001))
+    }
+
+    /// Times a statsd metric (Swift's `logger.timing_since(name, start)`).
+    pub fn timing_since(&self, name: &str, start: std::time::Instant) {
+        if let Some(s) = &self.statsd {
+            s.timing_since(name, start);
+        }
+    }
+
+    /// Counts a statsd metric (Swift's `logger.increment(name)`).
+    pub fn count(&self, name: &str) {
+        if let Some(s) = &self.statsd {
+            s.increment(name);
+        }
     }
 
     pub fn stat(&self, f: impl FnOnce(&mut Stats)) {
@@ -168,6 +184,7 @@ pub async fn repl_to_node<K: ReplKind>(
     match resp.status {
         404 => {
             ctx.stat(|s| s.rsync += 1);
+            ctx.count("rsyncs");
             tracing::info!(db = %db.path.display(), %peer, "peer has no replica: shipping the whole DB");
             return Ok(ship_db(
                 ctx,
@@ -331,11 +348,13 @@ async fn choose_mode<K: ReplKind>(
     let max_row = info.max_row();
     if point >= max_row {
         ctx.stat(|s| s.no_change += 1);
+        ctx.count("no_changes");
         tracing::debug!(db = %db.path.display(), %peer, point, max_row, "in sync (no_change)");
         return Ok(true);
     }
     if rinfo.hash() == info.hash() {
         ctx.stat(|s| s.hashmatch += 1);
+        ctx.count("hashmatches");
         tracing::debug!(db = %db.path.display(), %peer, "in sync (hashmatch)");
         db.call(|b| b.merge_syncs(&[SyncPoint::new(rinfo.id(), rpoint.max(max_row))], false))?;
         return Ok(true);
@@ -348,6 +367,7 @@ async fn choose_mode<K: ReplKind>(
         ctx.conf.max_diffs as i64,
     ) {
         ctx.stat(|s| s.remote_merge += 1);
+        ctx.count("remote_merges");
         tracing::info!(
             db = %db.path.display(), %peer, point, max_row, remote_max_row = rinfo.max_row(),
             "peer lacks most rows: shipping the whole DB for rsync_then_merge"
@@ -403,6 +423,7 @@ async fn usync<K: ReplKind>(
 ) -> Result<bool, ReplError> {
     let peer = node_name(node);
     ctx.stat(|s| s.diff += 1);
+    ctx.count("diffs");
     let start = std::time::Instant::now();
     let per_diff = ctx.conf.per_diff.max(1);
     let timeout = ctx.node_timeout();
@@ -481,6 +502,7 @@ async fn usync<K: ReplKind>(
             ctx.conf.max_diffs * per_diff
         );
         ctx.stat(|s| s.diff_capped += 1);
+        ctx.count("diff_caps");
         record_progress(point)?;
         return Ok(false);
     }
