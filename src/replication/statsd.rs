@@ -29,7 +29,11 @@ impl Statsd {
                 return None;
             }
         };
-        let bind = if target.is_ipv6() { "[::]:0" } else { "0.0.0.0:0" };
+        let bind = if target.is_ipv6() {
+            "[::]:0"
+        } else {
+            "0.0.0.0:0"
+        };
         let socket = match UdpSocket::bind(bind) {
             Ok(s) => s,
             Err(e) => {
