@@ -26,6 +26,11 @@ functional tests against. See interop/functional/README.md.
         PUT the test accounts AUTH_test and AUTH_test2 through the proxy (as
         reseller admin), as Swift's in-process functional setup does.
 
+    cluster.py compare ROOT [--max N]
+        Every account and container DB on disk: HEAD and GET ?format=json
+        to each replica's server; print where the replicas' answers differ
+        (in mixed mode: Swift's answers against rowsync's for the same DB).
+
     cluster.py hits ROOT
         How many requests each account and container server logged, by
         method and status (proves the tests' traffic went through rowsync;
@@ -299,6 +304,11 @@ def setup(args):
     with open(os.path.join(root, 'cluster.json'), 'w') as f:
         json.dump({'mode': args.mode, 'swift_dir': etc, 'devices': devices,
                    'replicas': n, 'test_conf': test_conf,
+                   'devices_of': {
+                       kind: [{'device': 'sdb%d' % (i + 1), 'impl': k,
+                               'port': ports[(kind, k)]}
+                              for i, k in enumerate(dev_kinds[kind])]
+                       for kind in ('account', 'container')},
                    'procs': [dict(zip(('kind', 'name', 'port', 'conf'), p))
                              for p in procs]}, f, indent=2)
     for p in procs:
@@ -428,8 +438,8 @@ def accounts(args):
 
 # rowsync: `request method=PUT path=/sdb1/... status=201`
 ROWSYNC_REQ = re.compile(r'\brequest\b.*?method=(\S+).*?status=(\d{3})')
-# Swift: `account-server: 127.0.0.1 - - [...] "PUT /sdb1/..." 201 ...`
-SWIFT_REQ = re.compile(r'server: \S+ - - \[[^]]*\] "(\S+) [^"]*" (\d{3}) ')
+# Swift: `account-server[-swift]: 127.0.0.1 - - [...] "PUT /sdb1/..." 201 ...`
+SWIFT_REQ = re.compile(r'server[\w-]*: \S+ - - \[[^]]*\] "(\S+) [^"]*" (\d{3}) ')
 
 
 def hits(args):
@@ -459,6 +469,109 @@ def hits(args):
             ' '.join('%s=%d' % kv for kv in sorted(counts.items()))))
 
 
+# Per replica, answers that legitimately differ: the DB's created_at
+# (X-Timestamp, X-Backend-Timestamp: each replica's own clock) and the
+# transport.
+COMPARE_IGNORE = {'date', 'x-trans-id', 'connection', 'keep-alive',
+                  'x-timestamp', 'x-backend-timestamp',
+                  'x-openstack-request-id', 'transfer-encoding'}
+
+
+def _ask(conns, port, method, path):
+    c = conns.get(port)
+    if c is None:
+        c = conns[port] = http.client.HTTPConnection('127.0.0.1', port,
+                                                     timeout=30)
+    try:
+        c.request(method, path, headers={
+            'X-Backend-Allow-Reserved-Names': 'true'})
+        r = c.getresponse()
+        body = r.read()
+    except (OSError, http.client.HTTPException):
+        c.close()
+        del conns[port]
+        raise
+    headers = {k.lower(): v for k, v in r.getheaders()
+               if k.lower() not in COMPARE_IGNORE}
+    return r.status, headers, body
+
+
+def compare(args):
+    """Every account and container DB on disk: ask each replica's server
+    (HEAD, GET ?format=json) and report where the replicas' answers differ.
+    All replicas got the same requests (same X-Timestamps), so their
+    answers should be equal but for COMPARE_IGNORE. In mixed mode this
+    compares Swift's servers with rowsync's on the same data: what a
+    client sees depends on which replica the proxy asks."""
+    import sqlite3
+    from urllib.parse import quote
+    with open(os.path.join(args.root, 'cluster.json')) as f:
+        cl = json.load(f)
+    dbs = {}  # (kind, hash) -> {device: (part, path)}
+    for kind in ('account', 'container'):
+        for dev in cl['devices_of'][kind]:
+            top = os.path.join(cl['devices'], dev['device'], kind + 's')
+            for dirpath, _dirs, files in os.walk(top):
+                for fn in files:
+                    if fn.endswith('.db'):
+                        part = os.path.relpath(dirpath, top).split(os.sep)[0]
+                        dbs.setdefault((kind, fn[:-3]), {})[
+                            dev['device']] = (part, os.path.join(dirpath, fn))
+    conns = {}
+    ndiff = nasked = 0
+    for (kind, hsh), reps in sorted(dbs.items()):
+        part, path = next(iter(reps.values()))
+        db = sqlite3.connect('file:%s?mode=ro' % path, uri=True)
+        try:
+            if kind == 'account':
+                acct, = db.execute('SELECT account FROM account_stat').fetchone()
+                name = '/' + acct
+            else:
+                acct, cont = db.execute(
+                    'SELECT account, container FROM container_stat').fetchone()
+                name = '/%s/%s' % (acct, cont)
+        finally:
+            db.close()
+        answers = []
+        for dev in cl['devices_of'][kind]:
+            base = '/%s/%s%s' % (dev['device'], part, quote(name))
+            for method, q in (('HEAD', ''), ('GET', '?format=json')):
+                st, hd, body = _ask(conns, dev['port'], method, base + q)
+                nasked += 1
+                if method == 'GET' and body[:1] in (b'[', b'{'):
+                    body = json.loads(body)
+                answers.append(((method, dev['device'], dev['impl']),
+                                (st, hd, body)))
+        by_method = {}
+        for (method, device, impl), ans in answers:
+            by_method.setdefault(method, []).append((device, impl, ans))
+        for method, got in by_method.items():
+            ref_dev, ref_impl, ref = got[0]
+            for device, impl, ans in got[1:]:
+                if ans == ref:
+                    continue
+                ndiff += 1
+                if ndiff > args.max:
+                    continue
+                print('DIFF %s %s %s: %s(%s) vs %s(%s)' % (
+                    kind, method, name, ref_impl, ref_dev, impl, device))
+                if ans[0] != ref[0]:
+                    print('  status %s vs %s' % (ref[0], ans[0]))
+                for k in sorted(set(ref[1]) | set(ans[1])):
+                    if ref[1].get(k) != ans[1].get(k):
+                        print('  %s: %r vs %r' % (k, ref[1].get(k),
+                                                  ans[1].get(k)))
+                if ans[2] != ref[2]:
+                    print('  body %s vs %s' % (
+                        json.dumps(ref[2], default=repr)[:600],
+                        json.dumps(ans[2], default=repr)[:600]))
+    for c in conns.values():
+        c.close()
+    print('compared %d DBs (%d requests): %d differing answers' % (
+        len(dbs), nasked, ndiff))
+    return 1 if ndiff else 0
+
+
 def main():
     if len(sys.argv) > 1 and sys.argv[1] == 'swift':
         return swift_server(sys.argv[2:])
@@ -477,9 +590,13 @@ def main():
     h.add_argument('root')
     a = sub.add_parser('accounts')
     a.add_argument('root')
+    c = sub.add_parser('compare')
+    c.add_argument('root')
+    c.add_argument('--max', type=int, default=20,
+                   help='print at most this many differences')
     args = ap.parse_args()
-    {'setup': setup, 'wait': wait, 'hits': hits,
-     'accounts': accounts}[args.cmd](args)
+    return {'setup': setup, 'wait': wait, 'hits': hits,
+            'accounts': accounts, 'compare': compare}[args.cmd](args)
 
 
 if __name__ == '__main__':

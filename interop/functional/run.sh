@@ -15,6 +15,9 @@
 #                      rowsync-container  rowsync containers, Swift accounts
 #                      rowsync-account    rowsync accounts, Swift containers
 #                      swift              Swift for both: the control
+#                      mixed              a Swift and a rowsync server of each
+#                                         kind, holding different replicas of
+#                                         the same rings (a rolling upgrade)
 #   --swift-servers  the same as --servers swift
 #   --replicas N     replicas (devices) of every ring (default 3)
 #
@@ -23,8 +26,13 @@
 #   FUNC_TESTS         space-separated TESTs, as the arguments
 #   FUNC_PYTEST_ARGS   extra pytest arguments (e.g. "-x -v")
 #   ROWSYNC_BIN        rowsync binary (default: cargo build target/debug/rowsync)
-#   FUNC_ROOT          cluster directory (default: a fresh mktemp -d, removed after)
+#   FUNC_ROOT          cluster directory (default: a fresh mktemp -d in /dev/shm,
+#                      else in $TMPDIR or /tmp; removed after the run)
 #   FUNC_KEEP=1        keep the cluster directory (configs, DBs, logs) after the run
+#   FUNC_COMPARE=0     skip the replica comparison after the tests (cluster.py
+#                      compare: every DB's replicas must answer HEAD and GET
+#                      alike; in mixed mode that is Swift against rowsync)
+#   FUNC_COMPARE_MAX   differences printed by the comparison (default 20)
 #   PYTHON             interpreter for the venv (default: python3.11, else python3)
 set -euo pipefail
 
@@ -45,7 +53,7 @@ while [ $# -gt 0 ]; do
         --servers=*) MODE="${1#--servers=}" ;;
         --swift-servers) MODE=swift ;;
         --replicas) REPLICAS="${2:?--replicas needs a number}"; shift ;;
-        -h|--help) sed -n '2,29p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         --) shift; PYARGS+=("$@"); break ;;
         -*) say "unknown option $1 (see --help)"; exit 2 ;;
         *) TESTS+=("$1") ;;
@@ -53,8 +61,8 @@ while [ $# -gt 0 ]; do
     shift
 done
 case "$MODE" in
-    rowsync|rowsync-container|rowsync-account|swift) ;;
-    *) say "unknown mode $MODE (rowsync, rowsync-container, rowsync-account, swift)"; exit 2 ;;
+    rowsync|rowsync-container|rowsync-account|swift|mixed) ;;
+    *) say "unknown mode $MODE (rowsync, rowsync-container, rowsync-account, swift, mixed)"; exit 2 ;;
 esac
 if [ ${#TESTS[@]} -eq 0 ]; then
     if [ -n "${FUNC_TESTS:-}" ]; then
@@ -235,7 +243,8 @@ while read -r kind name port conf; do
     log="$ROOT/logs/$name.log"
     case "$kind" in
         swift)
-            PYTHONPATH="$HERE" "$PYBIN" "$HERE/cluster.py" swift "$SWIFT_DIR" "$name" "$conf" \
+            # mixed mode names Swift's servers account-server-swift, ...
+            PYTHONPATH="$HERE" "$PYBIN" "$HERE/cluster.py" swift "$SWIFT_DIR" "${name%-swift}" "$conf" \
                 >"$log" 2>&1 &
             ;;
         rowsync)
@@ -276,4 +285,9 @@ while read -r kind name count statuses; do
         [ $rc -eq 0 ] && rc=1
     fi
 done < <("$PYBIN" "$HERE/cluster.py" hits "$ROOT")
+# The replicas of every DB answer alike (in mixed mode: Swift's and
+# rowsync's servers on the same data).
+if [ "${FUNC_COMPARE:-1}" = 1 ]; then
+    "$PYBIN" "$HERE/cluster.py" compare "$ROOT" --max "${FUNC_COMPARE_MAX:-20}" >&2 || { [ $rc -eq 0 ] && rc=1; }
+fi
 exit $rc

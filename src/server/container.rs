@@ -58,12 +58,14 @@ fn bad(msg: impl Into<String>) -> Reply {
     Reply::text(StatusCode::BAD_REQUEST, msg)
 }
 
+/// swob's `HTTPNotFound()`: its default HTML body, as Swift's container
+/// server answers (the proxy passes it on to clients).
 fn not_found() -> Reply {
-    Reply::text(StatusCode::NOT_FOUND, "Not Found")
+    Reply::swob(StatusCode::NOT_FOUND)
 }
 
 fn conflict() -> Reply {
-    Reply::text(StatusCode::CONFLICT, "Conflict")
+    Reply::swob(StatusCode::CONFLICT)
 }
 
 fn internal(msg: impl Into<String>) -> Reply {
@@ -519,11 +521,11 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     }
 }
 
-fn method_not_allowed(state: &AppState) -> Reply {
-    Reply::text(StatusCode::METHOD_NOT_ALLOWED, "Method Not Allowed").header(
-        "Allow",
-        reply::allowed_methods(&EXTRA_METHODS, state.conf.replication_server),
-    )
+/// swob's `HTTPMethodNotAllowed()`, as Swift's server answers an unknown
+/// method: the default HTML body and no `Allow` header (OPTIONS lists the
+/// methods).
+fn method_not_allowed(_state: &AppState) -> Reply {
+    Reply::swob(StatusCode::METHOD_NOT_ALLOWED)
 }
 
 fn options(state: &AppState) -> Reply {
