@@ -104,3 +104,74 @@ async fn diffs_are_counted_and_without_a_prefix_names_start_at_the_logger() {
     assert_eq!(got.get("container-replicator.diffs|c"), Some(&2));
     assert_eq!(got.get("container-replicator.successes|c"), Some(&2));
 }
+
+/// The server's per-request timings (Swift's `timing_stats`): every
+/// decorated method sends `<METHOD>.timing`, a 5xx `<METHOD>.errors.timing`,
+/// and the object / container helpers their own names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_sends_swifts_per_request_timings() {
+    let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+    let port = sock.local_addr().unwrap().port();
+    // The factor makes HEAD (0.1) and REPLICATE (0.01) always sent.
+    let extra = format!(
+        "log_statsd_host = 127.0.0.1\nlog_statsd_port = {port}\nlog_statsd_metric_prefix = srv\n\
+         log_statsd_sample_rate_factor = 100"
+    );
+    let node = TestNode::start_with(&["sda"], &extra).await;
+    let client = reqwest::Client::new();
+    let put = |path: &str, t: u64| {
+        client
+            .put(node.url(path))
+            .header("X-Timestamp", ts(t))
+            .header("X-Size", "1")
+            .header("X-Content-Type", "text/plain")
+            .header("X-Etag", "d41d8cd98f00b204e9800998ecf8427e")
+            .send()
+    };
+    assert_eq!(put("/sda/0/a/c", 1).await.unwrap().status().as_u16(), 201);
+    assert_eq!(
+        put("/sda/0/a/c/o1", 2).await.unwrap().status().as_u16(),
+        201
+    );
+    assert_eq!(
+        put("/sda/0/a/c/o2", 3).await.unwrap().status().as_u16(),
+        201
+    );
+    // An unmounted device: 507, an error that is the server's.
+    assert_eq!(put("/sdz/0/a/c/o", 4).await.unwrap().status().as_u16(), 507);
+    let r = client.get(node.url("/sda/0/a/c")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let r = client.head(node.url("/sda/0/a/c")).send().await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    let hash = hash_conf().hash_path("a", Some("c"), None).unwrap();
+    let (st, _) = replicate(
+        &client,
+        &node,
+        &format!("/sda/0/{hash}"),
+        b"[\"sync\"]".to_vec(),
+    )
+    .await;
+    assert_eq!(st, 400);
+    // OPTIONS is not timed by Swift.
+    let r = client
+        .request(reqwest::Method::OPTIONS, node.url("/sda/0/a/c"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let got = drain(&sock);
+    let want: BTreeMap<String, usize> = [
+        ("srv.container-server.PUT.timing|ms", 3),
+        ("srv.container-server.PUT.errors.timing|ms", 1),
+        ("srv.container-server.PUT_container.timing|ms", 1),
+        ("srv.container-server.PUT_object.timing|ms", 2),
+        ("srv.container-server.GET.timing|ms", 1),
+        ("srv.container-server.GET_object.timing|ms", 1),
+        ("srv.container-server.HEAD.timing|ms", 1),
+        ("srv.container-server.REPLICATE.timing|ms", 1),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    assert_eq!(got, want);
+}

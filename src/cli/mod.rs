@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod config;
 pub mod dev_cluster;
 pub mod info;
 pub mod replicator;
@@ -53,6 +54,9 @@ pub enum Command {
     /// Show which replicas of a node's container DBs are behind, and by how many rows.
     #[command(long_about = status::LONG_ABOUT)]
     Status(status::StatusArgs),
+    /// Check a Swift server config: effective settings, invalid and unknown options.
+    #[command(long_about = config::LONG_ABOUT)]
+    Config(config::ConfigArgs),
 }
 
 /// Parses the command line and runs the command.
@@ -66,6 +70,12 @@ pub fn run() -> anyhow::Result<()> {
         Command::DevCluster(args) => dev_cluster::run(args),
         Command::Info(args) => info::run(args),
         Command::Status(args) => status::run(args),
+        Command::Config(args) => {
+            if !config::run(args)? {
+                std::process::exit(1);
+            }
+            Ok(())
+        }
     }
 }
 

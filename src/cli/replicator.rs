@@ -24,7 +24,9 @@ pub const LONG_ABOUT: &str =
                   db_transfer = http) to a peer that lacks it. Reads [DEFAULT] and\n\
                   [<kind>-replicator] of the config and the ring <swift_dir>/<kind>.ring.gz.\n\
                   Each pass ends with Swift's stats lines in the log (stderr) and the recon\n\
-                  cache <recon_cache_path>/<kind>.recon. --once runs a single pass and exits.";
+                  cache <recon_cache_path>/<kind>.recon. --once runs a single pass and exits.\n\
+                  With prometheus_port set, Prometheus metrics are served at\n\
+                  http://<prometheus_bind_ip>:<prometheus_port>/metrics.";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
@@ -87,8 +89,29 @@ fn run_kind<K: ReplKind>(args: ReplicatorArgs, kind: ServerType) -> anyhow::Resu
         .enable_all()
         .build()
         .context("starting the async runtime")?;
+    let metrics_addr = (conf.prometheus_port != 0)
+        .then(|| format!("{}:{}", conf.prometheus_bind_ip, conf.prometheus_port));
     let replicator = Replicator::<K>::new(conf, &swift, ring);
+    let metrics = replicator.metrics.clone();
     rt.block_on(async move {
+        // The opt-in /metrics endpoint, stopped when the replicator stops.
+        let (stop_metrics, stopped) = tokio::sync::oneshot::channel::<()>();
+        let mut endpoint = None;
+        if let Some(addr) = metrics_addr {
+            let listener = tokio::net::TcpListener::bind(&addr)
+                .await
+                .with_context(|| format!("binding the metrics endpoint {addr}"))?;
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+            let render: std::sync::Arc<dyn Fn() -> Option<String> + Send + Sync> =
+                std::sync::Arc::new(move || metrics.render());
+            endpoint = Some(tokio::spawn(crate::server::metrics::serve_metrics(
+                listener,
+                render,
+                async move {
+                    let _ = stopped.await;
+                },
+            )));
+        }
         if args.once {
             tokio::select! {
                 _ = replicator.run_once(&filter) => {}
@@ -100,6 +123,11 @@ fn run_kind<K: ReplKind>(args: ReplicatorArgs, kind: ServerType) -> anyhow::Resu
                 .await;
             tracing::info!("replicator stopped");
         }
-    });
+        let _ = stop_metrics.send(());
+        if let Some(e) = endpoint {
+            let _ = e.await;
+        }
+        Ok::<(), anyhow::Error>(())
+    })?;
     Ok(())
 }

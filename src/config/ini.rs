@@ -26,6 +26,8 @@ pub const DEFAULT_SECTION: &str = "DEFAULT";
 #[derive(Debug, Clone, Default)]
 pub struct Ini {
     sections: Vec<(String, Vec<(String, String)>)>,
+    /// Where each option was set: (section, key) -> (file, line).
+    locations: BTreeMap<(String, String), (String, usize)>,
 }
 
 /// The effective options of one section (after `[DEFAULT]` merging).
@@ -187,6 +189,10 @@ impl Ini {
                 ));
             }
             keys_in_file.push((s, key.clone()));
+            self.locations.insert(
+                (self.sections[s].0.clone(), key.clone()),
+                (source.to_string(), lineno),
+            );
             let opts = &mut self.sections[s].1;
             let k = match opts.iter().position(|(k, _)| *k == key) {
                 Some(k) => {
@@ -207,6 +213,14 @@ impl Ini {
             }
         }
         Ok(())
+    }
+
+    /// Where `key` of `section` (its own keys, as written, e.g. `set x`)
+    /// was set: `(file, line)`.
+    pub fn location(&self, section: &str, key: &str) -> Option<(&str, usize)> {
+        self.locations
+            .get(&(section.to_string(), key.to_string()))
+            .map(|(f, l)| (f.as_str(), *l))
     }
 
     /// Section names in order (including `DEFAULT` if present).

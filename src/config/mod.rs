@@ -12,6 +12,7 @@
 //! (case-insensitive; an empty value is false, as in Swift); anything else
 //! is an error naming the section, key and value, as are bad numbers.
 
+pub mod check;
 pub mod ini;
 
 use std::path::{Path, PathBuf};
@@ -120,13 +121,58 @@ impl ServerType {
 }
 
 /// Typed access to one section's values, with errors naming section + key.
+/// Every option read is noted with its effective value (for `rowsync
+/// config check`).
 struct Reader<'a> {
     section: &'a Section,
+    read: std::cell::RefCell<Vec<EffectiveOption>>,
 }
 
-impl Reader<'_> {
-    fn raw(&self, key: &str) -> Option<&str> {
-        self.section.get(key)
+/// One option as a reader took it: its effective value, and whether that
+/// is the default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EffectiveOption {
+    pub key: String,
+    pub value: String,
+    pub defaulted: bool,
+}
+
+impl<'a> Reader<'a> {
+    fn new(section: &'a Section) -> Reader<'a> {
+        Reader {
+            section,
+            read: std::cell::RefCell::new(Vec::new()),
+        }
+    }
+
+    /// Notes `key`'s effective value (the last note of a key wins).
+    fn note(&self, key: &str, value: impl std::fmt::Display, defaulted: bool) {
+        let mut read = self.read.borrow_mut();
+        let opt = EffectiveOption {
+            key: key.to_string(),
+            value: value.to_string(),
+            defaulted,
+        };
+        match read.iter_mut().find(|o| o.key == key) {
+            Some(o) => *o = opt,
+            None => read.push(opt),
+        }
+    }
+
+    fn into_read(self) -> Vec<EffectiveOption> {
+        self.read.into_inner()
+    }
+
+    fn raw(&self, key: &str) -> Option<&'a str> {
+        let v = self.section.get(key);
+        let known = self.read.borrow().iter().any(|o| o.key == key);
+        if !known {
+            match v {
+                Some(v) => self.note(key, v, false),
+                None => self.note(key, "(unset)", true),
+            }
+        }
+        v
     }
 
     fn bad(&self, key: &str, value: &str, expected: &str) -> ConfigError {
@@ -139,48 +185,58 @@ impl Reader<'_> {
     }
 
     fn string(&self, key: &str, default: &str) -> String {
-        self.raw(key).unwrap_or(default).to_string()
+        let v = self.raw(key);
+        self.note(key, v.unwrap_or(default), v.is_none());
+        v.unwrap_or(default).to_string()
     }
 
     fn boolean(&self, key: &str, default: bool) -> Result<bool, ConfigError> {
-        match self.raw(key) {
-            None => Ok(default),
+        let v = match self.raw(key) {
+            None => default,
             Some(v) => parse_bool(v).ok_or_else(|| ConfigError::BadBool {
                 section: self.section.name.clone(),
                 key: key.into(),
                 value: v.into(),
-            }),
-        }
+            })?,
+        };
+        self.note(key, v, self.section.get(key).is_none());
+        Ok(v)
     }
 
     /// A non-negative integer (`min` at least).
     fn uint(&self, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
-        match self.raw(key) {
-            None => Ok(default),
+        let v = match self.raw(key) {
+            None => default,
             Some(v) => parse_int(v)
                 .and_then(|n| u64::try_from(n).ok())
                 .filter(|&n| n >= min)
-                .ok_or_else(|| self.bad(key, v, &format!("an integer >= {min}"))),
-        }
+                .ok_or_else(|| self.bad(key, v, &format!("an integer >= {min}")))?,
+        };
+        self.note(key, v, self.section.get(key).is_none());
+        Ok(v)
     }
 
     fn port(&self, key: &str, default: u16) -> Result<u16, ConfigError> {
-        match self.raw(key) {
-            None => Ok(default),
+        let v = match self.raw(key) {
+            None => default,
             Some(v) => parse_int(v)
                 .and_then(|n| u16::try_from(n).ok())
-                .ok_or_else(|| self.bad(key, v, "a port number 0..=65535")),
-        }
+                .ok_or_else(|| self.bad(key, v, "a port number 0..=65535"))?,
+        };
+        self.note(key, v, self.section.get(key).is_none());
+        Ok(v)
     }
 
     /// A finite float >= 0.
     fn float(&self, key: &str, default: f64) -> Result<f64, ConfigError> {
-        match self.raw(key) {
-            None => Ok(default),
+        let v = match self.raw(key) {
+            None => default,
             Some(v) => parse_float(v)
                 .filter(|f| *f >= 0.0)
-                .ok_or_else(|| self.bad(key, v, "a non-negative number")),
-        }
+                .ok_or_else(|| self.bad(key, v, "a non-negative number"))?,
+        };
+        self.note(key, v, self.section.get(key).is_none());
+        Ok(v)
     }
 }
 
@@ -292,7 +348,7 @@ impl SwiftConf {
             let sec = ini
                 .daemon_section(name)
                 .ok_or_else(|| ConfigError::MissingSection(name.into()))?;
-            let r = Reader { section: &sec };
+            let r = Reader::new(&sec);
             let index = parse_int(idx)
                 .and_then(|i| u32::try_from(i).ok())
                 .ok_or_else(|| {
@@ -440,6 +496,12 @@ pub struct ServerConf {
     /// The Swift middlewares of `[pipeline:main]` that rowsync serves
     /// itself (recon, healthcheck); other filters are ignored.
     pub filters: PipelineFilters,
+    /// Swift's `log_statsd_*` options; `None` without `log_statsd_host`.
+    pub statsd: Option<StatsdConf>,
+    /// rowsync extra: `prometheus_metrics`, serve `GET /metrics`.
+    pub prometheus_metrics: bool,
+    /// rowsync extra: authenticated replication (`replication_secret` ...).
+    pub auth: ReplicationAuthConf,
 }
 
 /// Swift's `recon` middleware (`[filter:NAME]` with `use =
@@ -557,22 +619,29 @@ impl ServerConf {
         )
     }
 
-    /// Reads `[app:<type>-server]`, or else the `[app:...]` section whose
-    /// `use` names the kind; one must exist.
-    pub fn from_ini(ini: &Ini, server: ServerType) -> Result<ServerConf, ConfigError> {
-        let mut name = format!("app:{}-server", server.name());
-        if !ini.has_section(&name) {
-            let egg = format!("egg:swift#{}", server.name());
-            let found = ini.section_names().find(|n| {
+    /// The server's section: `app:<type>-server`, or else the `[app:...]`
+    /// section whose `use` names the kind (the first name when neither
+    /// exists).
+    pub fn app_section_name(ini: &Ini, server: ServerType) -> String {
+        let name = format!("app:{}-server", server.name());
+        if ini.has_section(&name) {
+            return name;
+        }
+        let egg = format!("egg:swift#{}", server.name());
+        ini.section_names()
+            .find(|n| {
                 n.starts_with("app:")
                     && ini
                         .raw_section(n)
                         .is_some_and(|s| s.iter().any(|(k, v)| k == "use" && v.trim() == egg))
-            });
-            if let Some(found) = found {
-                name = found.to_string();
-            }
-        }
+            })
+            .map_or(name, str::to_string)
+    }
+
+    /// Reads `[app:<type>-server]`, or else the `[app:...]` section whose
+    /// `use` names the kind; one must exist.
+    pub fn from_ini(ini: &Ini, server: ServerType) -> Result<ServerConf, ConfigError> {
+        let name = Self::app_section_name(ini, server);
         let sec = ini
             .paste_section(&name)
             .ok_or(ConfigError::MissingSection(name))?;
@@ -583,7 +652,21 @@ impl ServerConf {
 
     /// Reads the options from an already merged section.
     pub fn from_section(sec: &Section, server: ServerType) -> Result<ServerConf, ConfigError> {
-        let r = Reader { section: sec };
+        Self::from_section_traced(sec, server).map(|(c, _)| c)
+    }
+
+    /// As [`ServerConf::from_section`], with every option read and its
+    /// effective value, in the order read.
+    pub fn from_section_traced(
+        sec: &Section,
+        server: ServerType,
+    ) -> Result<(ServerConf, Vec<EffectiveOption>), ConfigError> {
+        let r = Reader::new(sec);
+        let conf = Self::read(&r, server)?;
+        Ok((conf, r.into_read()))
+    }
+
+    fn read(r: &Reader, server: ServerType) -> Result<ServerConf, ConfigError> {
         let fallocate_reserve = match r.raw("fallocate_reserve") {
             None => FallocateReserve::Percent(1.0),
             Some(v) => parse_fallocate_reserve(v).ok_or_else(|| {
@@ -594,6 +677,14 @@ impl ServerConf {
                 )
             })?,
         };
+        r.note(
+            "fallocate_reserve",
+            match fallocate_reserve {
+                FallocateReserve::Bytes(b) => b.to_string(),
+                FallocateReserve::Percent(p) => format!("{p}%"),
+            },
+            r.section.get("fallocate_reserve").is_none(),
+        );
         Ok(ServerConf {
             server_type: server,
             devices: r.string("devices", "/srv/node").into(),
@@ -615,6 +706,9 @@ impl ServerConf {
             )?,
             db_preallocation: r.boolean("db_preallocation", false)?,
             db_query_logging: r.boolean("db_query_logging", false)?,
+            statsd: StatsdConf::from_reader(r)?,
+            prometheus_metrics: r.boolean("prometheus_metrics", false)?,
+            auth: ReplicationAuthConf::from_reader(r)?,
             filters: PipelineFilters::default(),
         })
     }
@@ -674,8 +768,161 @@ pub struct ReplicatorConf {
     pub db_query_logging: bool,
     /// Swift's `log_statsd_*` options; `None` without `log_statsd_host`.
     pub statsd: Option<StatsdConf>,
+    /// rowsync extra: the secret REPLICATE requests are signed with.
+    pub replication_secret: Option<Secret>,
+    /// rowsync extra: `prometheus_port` (0: no `/metrics` endpoint) and
+    /// `prometheus_bind_ip` of the replicator's own `/metrics`.
+    pub prometheus_port: u16,
+    pub prometheus_bind_ip: String,
     /// Warnings about deprecated options (e.g. `run_pause`), to be logged.
     pub warnings: Vec<String>,
+}
+
+/// A replication secret: never printed (`Debug` and `Display` say
+/// `<secret>`), compared only through HMAC.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Vec<u8>);
+
+impl Secret {
+    /// The shortest secret accepted, in bytes.
+    pub const MIN_LEN: usize = 16;
+
+    pub fn new(bytes: impl Into<Vec<u8>>) -> Secret {
+        Secret(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+impl std::fmt::Display for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<secret>")
+    }
+}
+
+/// An address or a CIDR block (`10.0.0.5`, `10.0.0.0/24`, `::1/128`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpBlock {
+    pub addr: std::net::IpAddr,
+    pub prefix: u8,
+}
+
+impl IpBlock {
+    pub fn parse(s: &str) -> Option<IpBlock> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: std::net::IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            None => max,
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+        };
+        Some(IpBlock { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: std::net::IpAddr) -> bool {
+        let ip = match ip {
+            std::net::IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, std::net::IpAddr::V4),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (std::net::IpAddr::V4(a), std::net::IpAddr::V4(b)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(a) & mask == u32::from(b) & mask
+            }
+            (std::net::IpAddr::V6(a), std::net::IpAddr::V6(b)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(a) & mask == u128::from(b) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Authenticated replication, as the receiving server applies it
+/// (rowsync extra; off unless `replication_secret` is set).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ReplicationAuthConf {
+    /// `replication_secret`: signs (replicator) and verifies (server).
+    pub secret: Option<Secret>,
+    /// `replication_secret_secondary`: also accepted, never used to sign
+    /// (for rotating the secret node by node).
+    pub secondary: Option<Secret>,
+    /// `replication_unsigned_from`: addresses or CIDR blocks (the Swift
+    /// peers of a mixed cluster) whose unsigned REPLICATE requests are
+    /// still accepted.
+    pub unsigned_from: Vec<IpBlock>,
+    /// `replication_signature_window`: seconds a signature stays valid
+    /// either side of the receiver's clock (default 60).
+    pub window: f64,
+}
+
+impl ReplicationAuthConf {
+    fn secret(r: &Reader, key: &str) -> Result<Option<Secret>, ConfigError> {
+        let v = r.raw(key).map(str::trim).filter(|v| !v.is_empty());
+        r.note(
+            key,
+            if v.is_some() { "<secret>" } else { "(unset)" },
+            v.is_none(),
+        );
+        match v {
+            None => Ok(None),
+            Some(v) if v.len() < Secret::MIN_LEN => Err(ConfigError::BadValue {
+                section: r.section.name.clone(),
+                key: key.into(),
+                value: "<secret>".into(),
+                expected: format!("a secret of at least {} bytes", Secret::MIN_LEN),
+            }),
+            Some(v) => Ok(Some(Secret::new(v.as_bytes()))),
+        }
+    }
+
+    fn from_reader(r: &Reader) -> Result<ReplicationAuthConf, ConfigError> {
+        let raw = r.string("replication_unsigned_from", "");
+        let mut unsigned_from = Vec::new();
+        for item in raw.split([',', ' ', '\n']).filter(|s| !s.trim().is_empty()) {
+            unsigned_from.push(IpBlock::parse(item).ok_or_else(|| {
+                r.bad(
+                    "replication_unsigned_from",
+                    item,
+                    "IP addresses or CIDR blocks, comma-separated",
+                )
+            })?);
+        }
+        let conf = ReplicationAuthConf {
+            secret: Self::secret(r, "replication_secret")?,
+            secondary: Self::secret(r, "replication_secret_secondary")?,
+            unsigned_from,
+            window: r.float("replication_signature_window", 60.0)?,
+        };
+        if conf.secret.is_none() && conf.secondary.is_some() {
+            return Err(r.bad(
+                "replication_secret_secondary",
+                "<secret>",
+                "replication_secret to be set as well",
+            ));
+        }
+        Ok(conf)
+    }
+
+    /// Is authentication on?
+    pub fn enabled(&self) -> bool {
+        self.secret.is_some()
+    }
 }
 
 /// Where and how metrics go to statsd (Swift's `log_statsd_*` options).
@@ -685,8 +932,27 @@ pub struct StatsdConf {
     pub port: u16,
     /// `log_statsd_metric_prefix` (empty: none).
     pub metric_prefix: String,
-    /// `log_statsd_default_sample_rate` x `log_statsd_sample_rate_factor`.
-    pub sample_rate: f64,
+    /// `log_statsd_default_sample_rate`: for calls that name no rate.
+    pub default_sample_rate: f64,
+    /// `log_statsd_sample_rate_factor`: multiplies every call's rate.
+    pub sample_rate_factor: f64,
+}
+
+impl StatsdConf {
+    /// Swift's `log_statsd_*` options of a section; `None` without
+    /// `log_statsd_host`.
+    fn from_reader(r: &Reader) -> Result<Option<StatsdConf>, ConfigError> {
+        let Some(host) = r.raw("log_statsd_host").filter(|h| !h.trim().is_empty()) else {
+            return Ok(None);
+        };
+        Ok(Some(StatsdConf {
+            host: host.trim().to_string(),
+            port: r.port("log_statsd_port", 8125)?,
+            metric_prefix: r.string("log_statsd_metric_prefix", ""),
+            default_sample_rate: r.float("log_statsd_default_sample_rate", 1.0)?,
+            sample_rate_factor: r.float("log_statsd_sample_rate_factor", 1.0)?,
+        }))
+    }
 }
 
 impl ReplicatorConf {
@@ -725,7 +991,21 @@ impl ReplicatorConf {
 
     /// Reads the options from an already merged section.
     pub fn from_section(sec: &Section, server: ServerType) -> Result<ReplicatorConf, ConfigError> {
-        let r = Reader { section: sec };
+        Self::from_section_traced(sec, server).map(|(c, _)| c)
+    }
+
+    /// As [`ReplicatorConf::from_section`], with every option read and its
+    /// effective value, in the order read.
+    pub fn from_section_traced(
+        sec: &Section,
+        server: ServerType,
+    ) -> Result<(ReplicatorConf, Vec<EffectiveOption>), ConfigError> {
+        let r = Reader::new(sec);
+        let conf = Self::read(&r, server)?;
+        Ok((conf, r.into_read()))
+    }
+
+    fn read(r: &Reader, server: ServerType) -> Result<ReplicatorConf, ConfigError> {
         let nonempty = |k: &str| r.raw(k).filter(|v| !v.is_empty());
         let mut warnings = Vec::new();
         let type_name = server.name();
@@ -744,6 +1024,12 @@ impl ReplicatorConf {
             (None, Some(_)) => r.float("run_pause", 30.0)?,
             (None, None) => 30.0,
         };
+        r.note("max_diffs", max_diffs, nonempty("max_diffs").is_none());
+        r.note(
+            "interval",
+            interval,
+            nonempty("interval").is_none() && nonempty("run_pause").is_none(),
+        );
         if r.raw("run_pause").is_some() {
             warnings.push(if r.raw("interval").is_some() {
                 format!(
@@ -766,6 +1052,11 @@ impl ReplicatorConf {
             rsync_module = format!("{{replication_ip}}::{type_name}");
         }
         check_rsync_template(&rsync_module)?;
+        r.note(
+            "rsync_module",
+            &rsync_module,
+            nonempty("rsync_module").is_none(),
+        );
         let handoff_delete = match r.raw("handoff_delete") {
             None => 0,
             Some(v) if v.eq_ignore_ascii_case("auto") => 0,
@@ -781,6 +1072,23 @@ impl ReplicatorConf {
                 return Err(r.bad("db_transfer", v, "rsync or http"));
             }
         };
+        r.note(
+            "db_transfer",
+            match db_transfer {
+                DbTransfer::Rsync => "rsync",
+                DbTransfer::Http => "http",
+            },
+            r.section.get("db_transfer").is_none(),
+        );
+        r.note(
+            "handoff_delete",
+            if handoff_delete == 0 {
+                "auto".to_string()
+            } else {
+                handoff_delete.to_string()
+            },
+            r.section.get("handoff_delete").is_none(),
+        );
         Ok(ReplicatorConf {
             server_type: server,
             devices: r.string("devices", "/srv/node").into(),
@@ -805,16 +1113,10 @@ impl ReplicatorConf {
             log_level: r.string("log_level", "INFO"),
             db_preallocation: r.boolean("db_preallocation", false)?,
             db_query_logging: r.boolean("db_query_logging", false)?,
-            statsd: match nonempty("log_statsd_host") {
-                None => None,
-                Some(host) => Some(StatsdConf {
-                    host: host.to_string(),
-                    port: r.port("log_statsd_port", 8125)?,
-                    metric_prefix: r.string("log_statsd_metric_prefix", ""),
-                    sample_rate: r.float("log_statsd_default_sample_rate", 1.0)?
-                        * r.float("log_statsd_sample_rate_factor", 1.0)?,
-                }),
-            },
+            statsd: StatsdConf::from_reader(r)?,
+            replication_secret: ReplicationAuthConf::secret(r, "replication_secret")?,
+            prometheus_port: r.port("prometheus_port", 0)?,
+            prometheus_bind_ip: r.string("prometheus_bind_ip", "127.0.0.1"),
             warnings,
         })
     }

@@ -12,6 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::replication::auth;
 use crate::replication::wire::{OpName, ReplicateOp, WireItem};
 use crate::ring::Device;
 
@@ -101,6 +102,8 @@ pub trait Transport: Send + Sync + std::fmt::Debug {
 #[derive(Debug, Clone)]
 pub struct ReplClient {
     transport: Arc<dyn Transport>,
+    /// Call latencies go here when the daemon exports metrics.
+    metrics: Option<Arc<super::metrics::ReplicatorMetrics>>,
 }
 
 impl Default for ReplClient {
@@ -116,7 +119,18 @@ impl ReplClient {
     }
 
     pub fn with_transport(transport: Arc<dyn Transport>) -> Self {
-        ReplClient { transport }
+        ReplClient {
+            transport,
+            metrics: None,
+        }
+    }
+
+    /// Records every call's latency in `metrics`.
+    pub fn with_metrics(self, metrics: Arc<super::metrics::ReplicatorMetrics>) -> Self {
+        ReplClient {
+            metrics: Some(metrics),
+            ..self
+        }
     }
 
     /// Sends one op; `Err` means no response (connection error or timeout).
@@ -128,9 +142,15 @@ impl ReplClient {
         op: &ReplicateOp<I>,
         timeout: Duration,
     ) -> Result<ReplResponse, ClientError> {
-        self.transport
+        let start = std::time::Instant::now();
+        let r = self
+            .transport
             .replicate(dev, partition, hash, op.op_name(), op.to_body(), timeout)
-            .await
+            .await;
+        if let Some(m) = &self.metrics {
+            m.request(op.op_name().as_str(), start.elapsed());
+        }
+        r
     }
 
     /// Uploads a DB file into the peer's `<device>/tmp/<name>`.
@@ -141,7 +161,12 @@ impl ReplClient {
         file: &Path,
         timeout: Duration,
     ) -> Result<ReplResponse, ClientError> {
-        self.transport.upload_db(dev, name, file, timeout).await
+        let start = std::time::Instant::now();
+        let r = self.transport.upload_db(dev, name, file, timeout).await;
+        if let Some(m) = &self.metrics {
+            m.request("upload", start.elapsed());
+        }
+        r
     }
 }
 
@@ -150,6 +175,8 @@ impl ReplClient {
 #[derive(Debug, Clone)]
 pub struct HttpTransport {
     http: reqwest::Client,
+    /// `replication_secret`: every request is signed with it when set.
+    secret: Option<crate::config::Secret>,
 }
 
 impl Default for HttpTransport {
@@ -189,7 +216,37 @@ impl HttpTransport {
             .no_proxy()
             .build()
             .unwrap_or_else(|_| reqwest::Client::new());
-        HttpTransport { http }
+        HttpTransport { http, secret: None }
+    }
+
+    /// Signs every request with `secret` (authenticated replication).
+    pub fn with_secret(secret: Option<crate::config::Secret>) -> Self {
+        HttpTransport {
+            secret,
+            ..Self::new()
+        }
+    }
+
+    /// The signature headers of a request, when a secret is set.
+    fn signed(
+        &self,
+        req: reqwest::RequestBuilder,
+        url: &str,
+        digest: impl FnOnce() -> String,
+    ) -> reqwest::RequestBuilder {
+        let Some(secret) = &self.secret else {
+            return req;
+        };
+        let path = reqwest::Url::parse(url)
+            .map(|u| u.path().to_string())
+            .unwrap_or_default();
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs_f64())
+            .unwrap_or(0.0);
+        auth::sign(secret, "REPLICATE", &path, &digest(), now)
+            .into_iter()
+            .fold(req, |r, (k, v)| r.header(k, v))
     }
 
     fn method() -> reqwest::Method {
@@ -212,14 +269,13 @@ impl HttpTransport {
             hash
         );
         let node = node_name(dev);
+        let req = self
+            .http
+            .request(Self::method(), &url)
+            .header("content-type", "application/json");
+        let req = self.signed(req, &url, || auth::body_digest(&body));
         let fut = async {
-            let resp = self
-                .http
-                .request(Self::method(), &url)
-                .header("content-type", "application/json")
-                .body(body)
-                .send()
-                .await?;
+            let resp = req.body(body).send().await?;
             let status = resp.status().as_u16();
             let body = resp.bytes().await?.to_vec();
             Ok::<_, reqwest::Error>(ReplResponse { status, body })
@@ -254,16 +310,24 @@ impl HttpTransport {
                 source,
             })?
             .len();
+        let digest = match &self.secret {
+            None => String::new(),
+            Some(_) => file_digest(file)
+                .await
+                .map_err(|source| ClientError::File {
+                    path: file.display().to_string(),
+                    source,
+                })?,
+        };
         let stream = tokio_util_stream(f);
+        let req = self
+            .http
+            .request(Self::method(), &url)
+            .header("content-type", DB_UPLOAD_CONTENT_TYPE)
+            .header("content-length", len);
+        let req = self.signed(req, &url, || digest);
         let fut = async {
-            let resp = self
-                .http
-                .request(Self::method(), &url)
-                .header("content-type", DB_UPLOAD_CONTENT_TYPE)
-                .header("content-length", len)
-                .body(reqwest::Body::wrap_stream(stream))
-                .send()
-                .await?;
+            let resp = req.body(reqwest::Body::wrap_stream(stream)).send().await?;
             let status = resp.status().as_u16();
             let body = resp.bytes().await?.to_vec();
             Ok::<_, reqwest::Error>(ReplResponse { status, body })
@@ -274,6 +338,28 @@ impl HttpTransport {
             Err(_) => Err(ClientError::Timeout { node, timeout }),
         }
     }
+}
+
+/// The hex SHA-256 of a file (read on a blocking thread).
+async fn file_digest(file: &Path) -> std::io::Result<String> {
+    let file = file.to_path_buf();
+    let res = tokio::task::spawn_blocking(move || {
+        use sha2::Digest;
+        use std::io::Read;
+        let mut f = std::fs::File::open(&file)?;
+        let mut h = sha2::Sha256::new();
+        let mut buf = vec![0u8; 256 * 1024];
+        loop {
+            let n = f.read(&mut buf)?;
+            if n == 0 {
+                break;
+            }
+            h.update(&buf[..n]);
+        }
+        Ok(hex::encode(h.finalize()))
+    })
+    .await;
+    res.unwrap_or_else(|e| Err(std::io::Error::other(e)))
 }
 
 /// A file as a stream of 256 KiB chunks.

@@ -13,6 +13,7 @@ use tokio::sync::Semaphore;
 
 use super::client::{node_name, ReplClient};
 use super::local::{is_local_device, whataremyips};
+use super::metrics::ReplicatorMetrics;
 use super::rpc::ReplKind;
 use super::sender::{repl_to_node, LocalDb, ReplError, SenderCtx};
 use super::stats::Stats;
@@ -44,6 +45,8 @@ pub struct Replicator<K: ReplKind> {
     pub last_stats: Mutex<Option<Stats>>,
     /// Swift's statsd metrics under `<kind>-replicator.`, when configured.
     pub statsd: Option<Arc<super::statsd::Statsd>>,
+    /// The Prometheus metrics (served when `prometheus_port` is set).
+    pub metrics: Arc<ReplicatorMetrics>,
     kind: PhantomData<K>,
 }
 
@@ -77,15 +80,21 @@ impl<K: ReplKind> Replicator<K> {
             .as_ref()
             .and_then(|s| super::statsd::Statsd::new(s, &format!("{}-replicator", K::NAME)))
             .map(Arc::new);
+        let metrics = Arc::new(ReplicatorMetrics::new(K::NAME));
+        let client = ReplClient::with_transport(Arc::new(
+            super::client::HttpTransport::with_secret(conf.replication_secret.clone()),
+        ))
+        .with_metrics(metrics.clone());
         Replicator {
             conf: Arc::new(conf),
             ring,
             hash_conf: swift.hash_path_config(),
-            client: ReplClient::new(),
+            client,
             multiple_policies: swift.policy_count() > 1,
             handoff_delete,
             last_stats: Mutex::new(None),
             statsd,
+            metrics,
             kind: PhantomData,
         }
     }
@@ -94,6 +103,8 @@ impl<K: ReplKind> Replicator<K> {
     pub async fn run_once(&self, filter: &PassFilter) -> Stats {
         let start = now_f64();
         let stats = Arc::new(Mutex::new(Stats::new(start)));
+        self.metrics.pass_started();
+        let pass_clock = Instant::now();
         let ctx = SenderCtx {
             conf: self.conf.clone(),
             client: self.client.clone(),
@@ -101,6 +112,7 @@ impl<K: ReplKind> Replicator<K> {
             multiple_policies: self.multiple_policies,
             devices: self.conf.devices.clone(),
             statsd: self.statsd.clone(),
+            metrics: Some(self.metrics.clone()),
         };
         if let Err(e) = self.ring.reload_if_changed() {
             tracing::warn!("ring reload failed, keeping the loaded ring: {e}");
@@ -225,7 +237,10 @@ impl<K: ReplKind> Replicator<K> {
                  If these are no longer required, disable them."
             );
         }
-        self.finish(stats, start)
+        let s = self.finish(stats, start);
+        self.metrics
+            .pass_finished(&s, pass_clock.elapsed(), now_f64());
+        s
     }
 
     fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob<K> {
@@ -463,6 +478,9 @@ impl<K: ReplKind> DbJob<K> {
                 };
                 if !success {
                     failures.insert((node.replication_ip.clone(), node.device.clone()));
+                }
+                if let Some(m) = &self.ctx.metrics {
+                    m.peer_result(&node_name(&node), success);
                 }
                 self.ctx
                     .count(if success { "successes" } else { "failures" });

@@ -3,9 +3,11 @@
 //! (ops against a local DB), the sender, the daemon, and the
 //! storage-policy rule both sides use.
 
+pub mod auth;
 pub mod client;
 pub mod daemon;
 pub mod local;
+pub mod metrics;
 pub mod policy;
 pub mod recon;
 pub mod rpc;

@@ -67,6 +67,14 @@ impl KindRpc {
         }
     }
 
+    /// DBs the receiver holds open between requests.
+    pub fn open_dbs(&self) -> usize {
+        match self {
+            KindRpc::Container(r) => r.brokers.len(),
+            KindRpc::Account(r) => r.brokers.len(),
+        }
+    }
+
     /// Parses a REPLICATE body for this kind and runs the op. The op's
     /// name (when the body parsed) comes back for logging; a body that does
     /// not parse answers 400 and touches nothing.
@@ -272,6 +280,15 @@ impl<K: DbKind> BrokerCache<K> {
             v.remove(0);
         }
         v.push((db_file, broker));
+    }
+
+    /// Brokers held open.
+    pub fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
     }
 
     /// Forgets every broker of DB files in `dir`.

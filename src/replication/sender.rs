@@ -102,6 +102,8 @@ pub struct SenderCtx {
     pub devices: PathBuf,
     /// Swift's statsd metrics, when configured.
     pub statsd: Option<Arc<super::statsd::Statsd>>,
+    /// The daemon's Prometheus metrics.
+    pub metrics: Option<Arc<super::metrics::ReplicatorMetrics>>,
 }
 
 impl SenderCtx {
@@ -120,6 +122,13 @@ impl SenderCtx {
     pub fn count(&self, name: &str) {
         if let Some(s) = &self.statsd {
             s.increment(name);
+        }
+    }
+
+    /// The peer lacks `rows` of this DB's rows after this replication.
+    pub fn lag(&self, peer: &str, rows: i64) {
+        if let Some(m) = &self.metrics {
+            m.peer_lag(peer, u64::try_from(rows).unwrap_or(0));
         }
     }
 
@@ -186,7 +195,7 @@ pub async fn repl_to_node<K: ReplKind>(
             ctx.stat(|s| s.rsync += 1);
             ctx.count("rsyncs");
             tracing::info!(db = %db.path.display(), %peer, "peer has no replica: shipping the whole DB");
-            return Ok(ship_db(
+            let ok = ship_db(
                 ctx,
                 db,
                 info,
@@ -196,7 +205,9 @@ pub async fn repl_to_node<K: ReplKind>(
                 timeout,
                 different_region,
             )
-            .await);
+            .await;
+            ctx.lag(&peer, if ok { 0 } else { info.max_row() });
+            return Ok(ok);
         }
         507 => return Err(ReplError::DriveNotMounted(peer)),
         s if !(200..300).contains(&s) => {
@@ -349,12 +360,14 @@ async fn choose_mode<K: ReplKind>(
     if point >= max_row {
         ctx.stat(|s| s.no_change += 1);
         ctx.count("no_changes");
+        ctx.lag(&peer, 0);
         tracing::debug!(db = %db.path.display(), %peer, point, max_row, "in sync (no_change)");
         return Ok(true);
     }
     if rinfo.hash() == info.hash() {
         ctx.stat(|s| s.hashmatch += 1);
         ctx.count("hashmatches");
+        ctx.lag(&peer, 0);
         tracing::debug!(db = %db.path.display(), %peer, "in sync (hashmatch)");
         db.call(|b| b.merge_syncs(&[SyncPoint::new(rinfo.id(), rpoint.max(max_row))], false))?;
         return Ok(true);
@@ -374,7 +387,7 @@ async fn choose_mode<K: ReplKind>(
         );
         let secs =
             ((max_row.max(0) + rinfo.max_row().max(0)) as f64 / 2000.0).max(ctx.conf.node_timeout);
-        return Ok(ship_db(
+        let ok = ship_db(
             ctx,
             db,
             info,
@@ -384,7 +397,9 @@ async fn choose_mode<K: ReplKind>(
             Duration::from_secs_f64(secs),
             different_region,
         )
-        .await);
+        .await;
+        ctx.lag(&peer, if ok { 0 } else { max_row - point });
+        return Ok(ok);
     }
     usync(ctx, db, info, point, rinfo.id(), node, partition).await
 }
@@ -436,9 +451,11 @@ async fn usync<K: ReplKind>(
     let start_point = point;
     let mut items = db.call(|b| b.get_items_since(point, per_diff))?;
     let mut diffs = 0usize;
+    let mut sent: u64 = 0;
     let mut failed = false;
     while !items.is_empty() && diffs < ctx.conf.max_diffs {
         diffs += 1;
+        let batch_len = items.len() as u64;
         let last = items.last().and_then(|i| i.rowid()).unwrap_or(point);
         let op = ReplicateOp::MergeItems {
             items: std::mem::take(&mut items),
@@ -476,9 +493,22 @@ async fn usync<K: ReplKind>(
                 break;
             }
         }
+        sent += batch_len;
         point = last;
         items = next?;
     }
+    if let Some(m) = &ctx.metrics {
+        m.rows_sent(sent, start.elapsed());
+    }
+    // What the peer still lacks when this usync ends early.
+    ctx.lag(
+        &peer,
+        if failed || !items.is_empty() {
+            info.max_row() - point
+        } else {
+            0
+        },
+    );
     // Progress is kept per acknowledged batch: the last acknowledged
     // batch's ROWID becomes our outgoing point, however the usync ends.
     let record_progress = |point: i64| -> Result<(), ReplError> {

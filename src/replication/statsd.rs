@@ -15,7 +15,8 @@ pub struct Statsd {
     socket: UdpSocket,
     target: std::net::SocketAddr,
     prefix: String,
-    sample_rate: f64,
+    default_sample_rate: f64,
+    sample_rate_factor: f64,
 }
 
 impl Statsd {
@@ -53,29 +54,39 @@ impl Statsd {
             socket,
             target,
             prefix,
-            sample_rate: conf.sample_rate,
+            default_sample_rate: conf.default_sample_rate,
+            sample_rate_factor: conf.sample_rate_factor,
         })
     }
 
-    fn send(&self, name: &str, value: &str, kind: &str) {
-        if self.sample_rate < 1.0 && rand::random::<f64>() >= self.sample_rate {
+    /// Swift's `_send`: the call's sample rate (else the default) times
+    /// the factor; below 1 a random share is sent, marked `|@<rate>`.
+    fn send(&self, name: &str, value: &str, kind: &str, rate: Option<f64>) {
+        let rate = rate.unwrap_or(self.default_sample_rate) * self.sample_rate_factor;
+        if rate < 1.0 && rand::random::<f64>() >= rate {
             return;
         }
         let mut payload = format!("{}{name}:{value}|{kind}", self.prefix);
-        if self.sample_rate < 1.0 {
-            payload.push_str(&format!("|@{}", float_repr(self.sample_rate)));
+        if rate < 1.0 {
+            payload.push_str(&format!("|@{}", float_repr(rate)));
         }
         let _ = self.socket.send_to(payload.as_bytes(), self.target);
     }
 
     /// `increment(name)`: `<name>:1|c`.
     pub fn increment(&self, name: &str) {
-        self.send(name, "1", "c");
+        self.send(name, "1", "c", None);
     }
 
     /// `timing_since(name, start)`: milliseconds as Python writes a float.
     pub fn timing_since(&self, name: &str, start: Instant) {
+        self.timing_since_rate(name, start, None);
+    }
+
+    /// `timing_since(name, start, sample_rate=rate)`, as Swift's
+    /// `timing_stats(sample_rate=...)` sends it.
+    pub fn timing_since_rate(&self, name: &str, start: Instant, rate: Option<f64>) {
         let ms = start.elapsed().as_secs_f64() * 1000.0;
-        self.send(name, &float_repr(ms), "ms");
+        self.send(name, &float_repr(ms), "ms", rate);
     }
 }

@@ -547,17 +547,29 @@ async fn put(state: &Arc<AppState>, parts: &Parts, path: &str, body: Body) -> Re
     let dev = state.check_drive(&t.device, not_mounted)?;
     state.check_free_space(&t.device, short_of_space)?;
     let loc = locate(state, &dev, &t)?;
-    if t.obj.is_some() {
-        return put_object(state, parts, t, ts, loc).await;
-    }
-    let record_type = header_latin1(&parts.headers, "x-backend-record-type")
-        .unwrap_or_default()
-        .to_lowercase();
-    if record_type == "shard" {
-        let body = read_body(state, body).await?;
-        return put_shard(state, parts, t, ts, loc, body).await;
-    }
-    put_container(state, parts, t, ts, loc).await
+    let start = std::time::Instant::now();
+    let (step, result) = if t.obj.is_some() {
+        ("PUT_object", put_object(state, parts, t, ts, loc).await)
+    } else {
+        let record_type = header_latin1(&parts.headers, "x-backend-record-type")
+            .unwrap_or_default()
+            .to_lowercase();
+        if record_type == "shard" {
+            let body = read_body(state, body).await?;
+            ("PUT_shard", put_shard(state, parts, t, ts, loc, body).await)
+        } else {
+            (
+                "PUT_container",
+                put_container(state, parts, t, ts, loc).await,
+            )
+        }
+    };
+    // Swift times these helpers too (`@timing_stats()` on each).
+    let status = match &result {
+        Ok(r) | Err(r) => r.status.as_u16(),
+    };
+    state.metrics.step(step, status, start);
+    result
 }
 
 /// `PUT_object`: an object row from an object server, through the pending
@@ -861,7 +873,8 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
     };
     let allow_reserved = header_true(&parts.headers, "x-backend-allow-reserved-names");
     let container = t.container.clone();
-    blocking(move || {
+    let start = std::time::Instant::now();
+    let result = blocking(move || {
         let not_found_with = |info: Option<&ContainerInfo>| {
             let mut r = not_found();
             info_headers(&mut r, info, true);
@@ -935,5 +948,15 @@ async fn get_or_head(state: &Arc<AppState>, parts: &Parts, path: &str) -> Res<Re
         Ok(r.header("Content-Type", content_type)
             .header("Last-Modified", last_modified))
     })
-    .await
+    .await;
+    // An object listing went through Swift's `GET_object` (timed there).
+    if let Ok(r) = &result {
+        if r.headers
+            .iter()
+            .any(|(k, v)| k == "x-backend-record-type" && v == "object")
+        {
+            state.metrics.step("GET_object", r.status.as_u16(), start);
+        }
+    }
+    result
 }

@@ -10,6 +10,7 @@ pub mod container;
 pub mod healthcheck;
 mod listing;
 mod metadata;
+pub mod metrics;
 pub mod recon;
 pub mod replicate;
 mod reply;
@@ -38,7 +39,15 @@ pub struct AppState {
     /// One pooled HTTP client for the server's own outbound calls (a
     /// container server's account updates), with the config's timeouts.
     pub http: reqwest::Client,
+    /// statsd and Prometheus metrics (each when configured).
+    pub metrics: metrics::ServerMetrics,
+    /// Authenticated replication, when `replication_secret` is set.
+    pub auth: Option<crate::replication::auth::Verifier>,
 }
+
+/// The client address of a request (set by [`serve`]).
+#[derive(Debug, Clone, Copy)]
+pub struct PeerAddr(pub SocketAddr);
 
 impl AppState {
     pub fn new(conf: ServerConf, swift: SwiftConf) -> Self {
@@ -55,11 +64,15 @@ impl AppState {
             .pool_idle_timeout(Duration::from_secs(60))
             .build()
             .unwrap_or_default();
+        let metrics = metrics::ServerMetrics::new(&conf);
+        let auth = crate::replication::auth::Verifier::new(&conf.auth);
         AppState {
             conf,
             swift,
             rpc,
             http,
+            metrics,
+            auth,
         }
     }
 
@@ -170,8 +183,12 @@ pub fn split_path(
 }
 
 async fn route(State(state): State<Arc<AppState>>, req: Request) -> Response {
+    let start = std::time::Instant::now();
     let method = req.method().as_str().to_string();
     let path = req.uri().path().to_string();
+    if path == "/metrics" && method == "GET" && state.metrics.prometheus_enabled() {
+        return metrics::metrics_response(state.metrics.render(&state.rpc));
+    }
     // The pipeline's middlewares (healthcheck, recon) come first, as in
     // Swift's paste pipeline.
     let swob_path = recon::swob_path(&req);
@@ -181,11 +198,18 @@ async fn route(State(state): State<Arc<AppState>>, req: Request) -> Response {
     };
     let resp = match (filtered, method.as_str()) {
         (Some(r), _) => r,
-        (None, "REPLICATE") => replicate::handle(state.clone(), req).await,
-        (None, _) => match state.conf.server_type {
-            ServerType::Container => container::handle(state.clone(), req).await,
-            ServerType::Account => account::handle(state.clone(), req).await,
-        },
+        (None, m) => {
+            let resp = if m == "REPLICATE" {
+                replicate::handle(state.clone(), req).await
+            } else {
+                match state.conf.server_type {
+                    ServerType::Container => container::handle(state.clone(), req).await,
+                    ServerType::Account => account::handle(state.clone(), req).await,
+                }
+            };
+            state.metrics.request(m, resp.status().as_u16(), start);
+            resp
+        }
     };
     if state.conf.log_requests {
         tracing::info!(%method, %path, status = resp.status().as_u16(), "request");
@@ -236,9 +260,14 @@ pub async fn serve(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = router
-            .clone()
-            .map_request(|req: axum::http::Request<hyper::body::Incoming>| req.map(Body::new));
+        let service =
+            router
+                .clone()
+                .map_request(move |req: axum::http::Request<hyper::body::Incoming>| {
+                    let mut req = req.map(Body::new);
+                    req.extensions_mut().insert(PeerAddr(peer));
+                    req
+                });
         let mut stop = stop_rx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {

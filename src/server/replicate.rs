@@ -13,6 +13,8 @@ use tokio::io::AsyncWriteExt;
 
 use super::{split_path, status, text, AppState};
 use crate::db::files::is_plain_name;
+use crate::replication::auth::{AuthError, Verified};
+use sha2::Digest;
 
 /// The content type that marks a whole-DB upload.
 pub use crate::replication::client::DB_UPLOAD_CONTENT_TYPE;
@@ -25,6 +27,10 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
         );
     }
     let path = req.uri().path().to_string();
+    let verified = match authenticate(&state, &req, &path) {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
     let Some(segs) = split_path(&path, 3, 3, false) else {
         return text(StatusCode::BAD_REQUEST, format!("Invalid path: {path}"));
     };
@@ -46,7 +52,7 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
         );
     }
     if partition == "tmp" {
-        return upload(state, &device, &name, req).await;
+        return upload(state, &device, &name, req, verified).await;
     }
     let limit = state.conf.max_body_size as usize;
     if let Some(len) = content_length(&req) {
@@ -74,6 +80,11 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
         }
         body.extend_from_slice(&chunk);
     }
+    if let Some(v) = &verified {
+        if let Err(e) = v.check_body(&body) {
+            return refuse(&state, &path, e);
+        }
+    }
     let st = state.clone();
     let started = std::time::Instant::now();
     let res =
@@ -81,6 +92,7 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     match res {
         Ok((op, r)) => {
             let op_name = op.map_or("(unparsed)", |o| o.as_str());
+            state.metrics.replicate_op(op_name, r.status, started);
             tracing::debug!(
                 op = op_name,
                 status = r.status,
@@ -102,6 +114,45 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
     }
 }
 
+/// Authenticated replication: `Ok(None)` when it is off, the proof
+/// (to check the body against) when the request passes, else the refusal.
+#[allow(clippy::result_large_err)]
+fn authenticate(state: &AppState, req: &Request, path: &str) -> Result<Option<Verified>, Response> {
+    let Some(verifier) = &state.auth else {
+        return Ok(None);
+    };
+    let peer = req.extensions().get::<super::PeerAddr>().map(|p| p.0.ip());
+    let headers = req.headers();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs_f64())
+        .unwrap_or(0.0);
+    verifier
+        .verify(
+            req.method().as_str(),
+            path,
+            |name| headers.get(name).and_then(|v| v.to_str().ok()),
+            peer,
+            now,
+        )
+        .map(Some)
+        .map_err(|e| {
+            let peer = peer.map(|p| p.to_string()).unwrap_or_default();
+            tracing::warn!(%peer, %path, reason = e.reason(), "REPLICATE refused: {e}");
+            refuse(state, path, e)
+        })
+}
+
+/// The answer to a request refused by authenticated replication.
+fn refuse(state: &AppState, path: &str, e: AuthError) -> Response {
+    state.metrics.auth_refused(e.reason());
+    if e == AuthError::Digest {
+        tracing::warn!(%path, "REPLICATE refused: {e}");
+    }
+    let code = StatusCode::from_u16(e.status()).unwrap_or(StatusCode::FORBIDDEN);
+    text(code, e.to_string())
+}
+
 fn content_length(req: &Request) -> Option<u64> {
     req.headers()
         .get("content-length")
@@ -111,7 +162,14 @@ fn content_length(req: &Request) -> Option<u64> {
 
 /// Receives a whole DB file into `<device>/tmp/<name>`: streamed to a
 /// hidden part file, size-limited, fsynced, then renamed into place.
-async fn upload(state: Arc<AppState>, device: &str, name: &str, req: Request) -> Response {
+async fn upload(
+    state: Arc<AppState>,
+    device: &str,
+    name: &str,
+    req: Request,
+    verified: Option<Verified>,
+) -> Response {
+    let path = req.uri().path().to_string();
     let ctype = req
         .headers()
         .get("content-type")
@@ -149,8 +207,10 @@ async fn upload(state: Arc<AppState>, device: &str, name: &str, req: Request) ->
         let mut file = tokio::fs::File::create(&part).await?;
         let mut stream = req.into_body().into_data_stream();
         let mut written: u64 = 0;
+        let mut digest = sha2::Sha256::new();
         while let Some(chunk) = stream.next().await {
             let chunk = chunk.map_err(|e| std::io::Error::other(e.to_string()))?;
+            digest.update(&chunk);
             written += chunk.len() as u64;
             if written > limit {
                 return Err(std::io::Error::new(
@@ -159,6 +219,11 @@ async fn upload(state: Arc<AppState>, device: &str, name: &str, req: Request) ->
                 ));
             }
             file.write_all(&chunk).await?;
+        }
+        if let Some(v) = &verified {
+            if let Err(e) = v.check_digest(&hex::encode(digest.finalize())) {
+                return Err(std::io::Error::new(std::io::ErrorKind::PermissionDenied, e));
+            }
         }
         file.sync_all().await?;
         drop(file);
@@ -182,6 +247,13 @@ async fn upload(state: Arc<AppState>, device: &str, name: &str, req: Request) ->
                 text(
                     StatusCode::PAYLOAD_TOO_LARGE,
                     format!("DB over {limit} bytes"),
+                )
+            } else if e.kind() == std::io::ErrorKind::PermissionDenied {
+                refuse(&state, &path, AuthError::Digest)
+            } else if e.raw_os_error() == Some(libc::ENOSPC) {
+                text(
+                    StatusCode::INSUFFICIENT_STORAGE,
+                    format!("{device} is full: {e}"),
                 )
             } else {
                 text(

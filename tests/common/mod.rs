@@ -203,6 +203,56 @@ pub fn obj(name: &str, t: &str, ctype: &str) -> ObjectItem {
     ObjectItem::new(name, t, 1, ctype, "d41d8cd98f00b204e9800998ecf8427e")
 }
 
+/// A `/metrics` text parsed with a Prometheus text-format parser:
+/// `name{labels}` (labels sorted, `kind` left out) -> value.
+pub fn parse_metrics(text: &str) -> std::collections::BTreeMap<String, f64> {
+    let lines = text.lines().map(|l| Ok(l.to_string()));
+    let scrape = prometheus_parse::Scrape::parse(lines).expect("valid exposition text");
+    let mut out = std::collections::BTreeMap::new();
+    for s in scrape.samples {
+        let mut labels: Vec<(String, String)> = s
+            .labels
+            .iter()
+            .filter(|(k, _)| k.as_str() != "kind")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.sort();
+        let key = if labels.is_empty() {
+            s.metric.clone()
+        } else {
+            let l: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            format!("{}{{{}}}", s.metric, l.join(","))
+        };
+        let v = match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => v,
+            prometheus_parse::Value::Histogram(h) => h.iter().map(|b| b.count).fold(0.0, f64::max),
+            prometheus_parse::Value::Summary(_) => f64::NAN,
+        };
+        out.insert(key, v);
+    }
+    out
+}
+
+/// The body of a `merge_items` of `names` (ROWIDs from 1) from `source`.
+pub fn merge_items_body(names: &[&str], source: &str) -> Vec<u8> {
+    let items: Vec<ObjectItem> = names
+        .iter()
+        .enumerate()
+        .map(|(i, n)| {
+            let mut o = obj(n, &ts(5), "t");
+            o.rowid = Some(i as i64 + 1);
+            o
+        })
+        .collect();
+    rowsync::replication::wire::ReplicateOp::MergeItems {
+        items,
+        source: Some(source.into()),
+    }
+    .to_body()
+}
+
 /// Sends a REPLICATE request; returns (status, body).
 pub async fn replicate(
     client: &reqwest::Client,
@@ -243,9 +293,21 @@ impl Cluster {
         part_power: u32,
         kind: ServerType,
     ) -> Cluster {
+        Self::start_kind_with(n, replicas, part_power, kind, "").await
+    }
+
+    /// As [`Cluster::start_kind`], with `server_extra` appended to every
+    /// server's `[app:<kind>-server]`.
+    pub async fn start_kind_with(
+        n: usize,
+        replicas: usize,
+        part_power: u32,
+        kind: ServerType,
+        server_extra: &str,
+    ) -> Cluster {
         let mut nodes = Vec::new();
         for i in 0..n {
-            nodes.push(TestNode::start_kind(&[&format!("sd{i}")], kind, "").await);
+            nodes.push(TestNode::start_kind(&[&format!("sd{i}")], kind, server_extra).await);
         }
         let devs: Vec<rowsync::ring::Device> = nodes
             .iter()
