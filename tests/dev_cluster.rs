@@ -111,10 +111,10 @@ fn assert_nothing_left(dir: &Path, base: u16) {
     // The children are reaped before dev-cluster exits; allow the kernel a
     // moment to release the sockets.
     let deadline = Instant::now() + Duration::from_secs(10);
-    while !ports_free(base, 6) && Instant::now() < deadline {
+    while !ports_free(base, 12) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(ports_free(base, 6), "a port of the cluster is still taken");
+    assert!(ports_free(base, 12), "a port of the cluster is still taken");
     let left = processes_mentioning(dir.to_str().unwrap());
     assert!(left.is_empty(), "processes left running: {left:?}");
 }
@@ -139,7 +139,7 @@ fn demo_converges_and_leaves_nothing_running_twice() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("cluster");
     let dir_s = dir.to_str().unwrap().to_string();
-    let base = free_port_range(6);
+    let base = free_port_range(12);
     let base_s = base.to_string();
     for round in 0..2 {
         let started = Instant::now();
@@ -252,7 +252,7 @@ fn demo_converges_and_leaves_nothing_running_twice() {
 fn sigterm_stops_every_child() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let base = free_port_range(6);
+    let base = free_port_range(12);
     let mut child = Command::new(env!("CARGO_BIN_EXE_rowsync"))
         .args([
             "dev-cluster",
@@ -300,6 +300,22 @@ fn sigterm_stops_every_child() {
         panic!("cluster did not come up:\n{seen}");
     }
     assert!(processes_mentioning(dir.to_str().unwrap()).len() >= 12);
+    // One command shows every server's and replicator's metrics.
+    let out = Command::new(env!("CARGO_BIN_EXE_rowsync"))
+        .args(["metrics", "--cluster", dir.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let table = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(out.status.success(), "{table}");
+    for label in ["node1 container", "node3 account"] {
+        assert_eq!(
+            table.lines().filter(|l| l.starts_with(label)).count(),
+            2,
+            "{label}: a server and a replicator row\n{table}"
+        );
+    }
+    assert!(!table.contains("unreachable"), "{table}");
+    assert!(dir.join("prometheus.yml").is_file());
     // SAFETY: kill(2) on our own child, which has not been reaped.
     unsafe {
         libc::kill(child.id() as libc::pid_t, libc::SIGTERM);
@@ -328,7 +344,7 @@ fn sigterm_stops_every_child() {
 fn a_taken_port_is_refused_clearly() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("c");
-    let base = free_port_range(6);
+    let base = free_port_range(12);
     let _taken = TcpListener::bind(("127.0.0.1", base + 1)).unwrap();
     let run = Run::start(&[
         "--dir",

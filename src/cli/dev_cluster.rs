@@ -18,7 +18,11 @@ pub const LONG_ABOUT: &str =
                   `node<i>-replicator |`. Ctrl-C (or SIGTERM) stops them all and leaves DIR\n\
                   for inspection.\n\n\
                   Node i listens on BASE_PORT+i-1. Replicators pass every --interval seconds\n\
-                  and ship whole DBs over HTTP (db_transfer = http; no rsync needed).\n\n\
+                  and ship whole DBs over HTTP (db_transfer = http; no rsync needed).\n\
+                  Every server serves Prometheus metrics at /metrics, and every replicator at\n\
+                  127.0.0.1:BASE_PORT+2N+i-1 (containers) and BASE_PORT+3N+i-1 (accounts);\n\
+                  `rowsync metrics --cluster DIR --watch 2` shows them all as one live table,\n\
+                  and DIR/prometheus.yml scrapes them for Prometheus and Grafana.\n\n\
                   Running again with the same --dir and the same shape reuses the data there\n\
                   (--fresh to start over); a different shape, or --demo, replaces it. A\n\
                   non-empty directory not made by dev-cluster is refused.\n\n\

@@ -6,6 +6,7 @@ pub mod bench;
 pub mod config;
 pub mod dev_cluster;
 pub mod info;
+pub mod metrics;
 pub mod replicator;
 pub mod ring;
 pub mod server;
@@ -54,6 +55,9 @@ pub enum Command {
     /// Show which replicas of a node's container DBs are behind, and by how many rows.
     #[command(long_about = status::LONG_ABOUT)]
     Status(status::StatusArgs),
+    /// Show the Prometheus metrics of a cluster's servers and replicators as one table.
+    #[command(long_about = metrics::LONG_ABOUT)]
+    Metrics(metrics::MetricsArgs),
     /// Check a Swift server config: effective settings, invalid and unknown options.
     #[command(long_about = config::LONG_ABOUT)]
     Config(config::ConfigArgs),
@@ -70,6 +74,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::DevCluster(args) => dev_cluster::run(args),
         Command::Info(args) => info::run(args),
         Command::Status(args) => status::run(args),
+        Command::Metrics(args) => metrics::run(args),
         Command::Config(args) => {
             if !config::run(args)? {
                 std::process::exit(1);

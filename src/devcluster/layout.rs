@@ -46,11 +46,11 @@ impl Params {
         if self.part_power > 16 {
             bail!("--part-power must be at most 16 for a dev cluster");
         }
-        if self.base_port == 0 || usize::from(self.base_port) + 2 * self.nodes - 1 > 65535 {
+        if self.base_port == 0 || usize::from(self.base_port) + 4 * self.nodes - 1 > 65535 {
             bail!(
                 "--base-port {} leaves no room for {} ports",
                 self.base_port,
-                2 * self.nodes
+                4 * self.nodes
             );
         }
         Ok(())
@@ -64,6 +64,13 @@ impl Params {
     /// Node `i`'s account server port (1-based).
     pub fn account_port(&self, i: usize) -> u16 {
         self.base_port + (self.nodes + i - 1) as u16
+    }
+
+    /// Node `i`'s replicator `/metrics` port for `kind` (`container` or
+    /// `account`), after the server ports.
+    pub fn metrics_port(&self, i: usize, kind: &str) -> u16 {
+        let block = if kind == "account" { 3 } else { 2 };
+        self.base_port + (block * self.nodes + i - 1) as u16
     }
 }
 
@@ -255,6 +262,9 @@ pub fn prepare(
                 .with_context(|| format!("writing {}", path.display()))?;
         }
     }
+    let prom = layout.dir.join("prometheus.yml");
+    std::fs::write(&prom, prometheus_yml(&layout))
+        .with_context(|| format!("writing {}", prom.display()))?;
     std::fs::write(&marker, serde_json::to_vec_pretty(&params)?)
         .with_context(|| format!("writing {}", marker.display()))?;
     Ok((layout, prepared))
@@ -302,6 +312,8 @@ pub fn node_conf(
          use = egg:swift#{kind}\n\
          # Set to true to log every request.\n\
          log_requests = false\n\
+         # GET /metrics on this port (see `rowsync metrics --cluster`).\n\
+         prometheus_metrics = true\n\
          \n\
          [{kind}-replicator]\n\
          # rowsync's HTTP whole-DB transfer: no rsync daemon needed.\n\
@@ -309,7 +321,8 @@ pub fn node_conf(
          interval = {interval}\n\
          databases_per_second = 0\n\
          node_timeout = 10\n\
-         recon_cache_path = {recon}\n",
+         recon_cache_path = {recon}\n\
+         prometheus_port = {metrics_port}\n",
         i = n.index,
         total = layout.nodes.len(),
         devices = n.devices.display(),
@@ -317,6 +330,37 @@ pub fn node_conf(
         log_level = s.log_level,
         interval = s.interval,
         recon = n.dir.display(),
+        metrics_port = layout.params.metrics_port(n.index, kind),
+    )
+}
+
+/// A Prometheus scrape config for every endpoint of the cluster
+/// (`DIR/prometheus.yml`).
+pub fn prometheus_yml(layout: &Layout) -> String {
+    let p = &layout.params;
+    let targets = |ports: Vec<u16>| {
+        ports
+            .iter()
+            .map(|port| format!("'127.0.0.1:{port}'"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let servers: Vec<u16> = (1..=p.nodes)
+        .flat_map(|i| [p.port(i), p.account_port(i)])
+        .collect();
+    let repls: Vec<u16> = (1..=p.nodes)
+        .flat_map(|i| [p.metrics_port(i, "container"), p.metrics_port(i, "account")])
+        .collect();
+    format!(
+        "# Written by `rowsync dev-cluster`: scrape every server and replicator.\n\
+         # prometheus --config.file=THIS_FILE, then import\n\
+         # deploy/grafana/rowsync-dashboard.json into Grafana.\n\
+         global:\n  scrape_interval: 5s\n\
+         scrape_configs:\n\
+         \x20 - job_name: rowsync-servers\n    static_configs:\n      - targets: [{}]\n\
+         \x20 - job_name: rowsync-replicators\n    static_configs:\n      - targets: [{}]\n",
+        targets(servers),
+        targets(repls)
     )
 }
 

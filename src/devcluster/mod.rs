@@ -49,9 +49,14 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Fails with a clear message if one of the cluster's ports is taken.
 pub fn check_ports(params: &Params) -> anyhow::Result<()> {
-    for (i, port) in
-        (1..=params.nodes).flat_map(|i| [(i, params.port(i)), (i, params.account_port(i))])
-    {
+    for (i, port) in (1..=params.nodes).flat_map(|i| {
+        [
+            (i, params.port(i)),
+            (i, params.account_port(i)),
+            (i, params.metrics_port(i, "container")),
+            (i, params.metrics_port(i, "account")),
+        ]
+    }) {
         if let Err(e) = std::net::TcpListener::bind(("127.0.0.1", port)) {
             bail!(
                 "port {port} on 127.0.0.1 (for node{i}) is not free: {e}. Is another dev \
@@ -134,6 +139,7 @@ fn hints(layout: &Layout) -> Vec<String> {
             n1.account_port, n1.device
         ),
         format!("  rowsync status --cluster {d}"),
+        format!("  rowsync metrics --cluster {d} --watch 2      (Prometheus: {d}/prometheus.yml)"),
         format!("  rowsync info {d}/node1/srv/sdb1/containers/<part>/<suffix>/<hash>/<hash>.db"),
         format!("  rowsync info {d}/node1/srv/sdb1/accounts/<part>/<suffix>/<hash>/<hash>.db"),
         "Ctrl-C stops every process.".into(),

@@ -2,6 +2,8 @@
 //!
 //! - [`info`]: everything about one container or account DB file
 //!   (`rowsync info`).
+//! - [`metrics`]: the Prometheus endpoints of a cluster's servers and
+//!   replicators, scraped into one table (`rowsync metrics`).
 //! - [`scan`]: the DBs in a datadir of a node's devices, found without
 //!   changing anything (unlike the replicator's walk, which removes empty
 //!   directories).
@@ -12,6 +14,7 @@
 //!   for live displays such as the dev-cluster demo.
 
 pub mod info;
+pub mod metrics;
 pub mod scan;
 pub mod status;
 pub mod view;
