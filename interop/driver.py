@@ -7,7 +7,8 @@ Run it with the venv's Python (interop/run.sh does all of this):
   driver.py setup ROOT --rowsync-bin BIN   lay out a mixed cluster under ROOT;
                                            prints the processes to start
   driver.py wait ROOT [--timeout S]        wait until rsyncd and every server answer
-  driver.py run ROOT [--only SUBSTR]...    run the scenarios, print PASS/FAIL/SKIP
+  driver.py run ROOT [--only SUBSTR]... [--counts FILE]
+                                           run the scenarios, print PASS/FAIL/SKIP
   driver.py bench ROOT [--scale F] [--only SUBSTR]... [--out FILE]
                                            the side-by-side benchmark
   driver.py list                           list the scenario names
@@ -26,6 +27,8 @@ The modules: cluster.py (constants, the Swift tool wrapper, Cluster/Node,
 config writers, setup, wait), harness.py (row helpers, Fail/Skip/check,
 Ctx, the scenario registry), containers.py, accounts.py and account_api.py
 (the scenarios, registered in that order), bench.py (the benchmark).
+switchover.py (the switch-over procedure, its own cluster) is run by
+run.sh itself, after `run`.
 """
 
 import argparse
@@ -88,6 +91,9 @@ def run(args):
     if skipped:
         line += ', %d skipped' % skipped
     print(line)
+    if args.counts:  # run.sh adds them up with the switch-over's
+        with open(args.counts, 'w') as f:
+            f.write('%d %d %d\n' % (passed, failed, skipped))
     return 1 if failed or not passed else 0
 
 
@@ -108,6 +114,8 @@ def main():
     p.add_argument('root')
     p.add_argument('--only', action='append',
                    help='run the scenarios whose name contains this')
+    p.add_argument('--counts', help='also write "passed failed skipped" '
+                   'to this file')
     p.add_argument('-v', '--verbose', action='store_true')
     p = sub.add_parser('bench')
     p.add_argument('root')

@@ -1,14 +1,18 @@
 #!/usr/bin/env bash
 # Interop harness: Swift 2.38.3 (Python, from PyPI) and rowsync in one
 # cluster on 127.0.0.1 (container and account servers on every node; the
-# account scenarios are named acct_*). See interop/README.md.
+# account scenarios are named acct_*), then the switch-over procedure
+# (switchover.py: one node of a Swift cluster of its own switched to rowsync
+# and back). See interop/README.md.
 #
 # Environment:
 #   ROWSYNC_BIN        rowsync binary to test (default: build target/debug/rowsync)
 #   INTEROP_ROOT       cluster directory (default: a fresh mktemp -d, removed after)
 #   INTEROP_KEEP=1     keep the cluster directory (logs, DBs) after the run
 #   INTEROP_ONLY       comma-separated substrings: run only matching scenarios
-#                      (INTEROP_ONLY=acct_: the account scenarios only)
+#                      (INTEROP_ONLY=acct_: the account scenarios only); the
+#                      switch-over runs when it is empty or contains
+#                      `switchover` (INTEROP_ONLY=switchover: only that)
 #   INTEROP_VERBOSE=1  print the driver's progress lines
 #   PYTHON             interpreter for the venv (default: python3.11, else python3)
 #
@@ -29,7 +33,7 @@ while [ $# -gt 0 ]; do
         --bench) BENCH=1 ;;
         --scale) SCALE="${2:?--scale needs a number}"; shift ;;
         --out) OUT="$(cd "$(dirname "${2:?--out needs a file}")" && pwd)/$(basename "$2")"; shift ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
         *) echo "interop: unknown argument $1 (see --help)" >&2; exit 2 ;;
     esac
     shift
@@ -102,6 +106,25 @@ if [ -z "${ROWSYNC_BIN:-}" ]; then
 fi
 [ -x "$ROWSYNC_BIN" ] || { say "no rowsync binary at $ROWSYNC_BIN"; exit 2; }
 
+# ------------------------------------------------------------ what runs
+# The scenarios (driver.py run), then the switch-over procedure
+# (switchover.py, in <cluster>/switchover, a cluster of its own). The
+# scenarios' cluster is not set up when INTEROP_ONLY asks for the
+# switch-over and names no scenario.
+MAIN=1
+SWITCHOVER=""
+if [ -z "$BENCH" ]; then
+    case ",${INTEROP_ONLY:-switchover}," in *switchover*) SWITCHOVER=1 ;; esac
+fi
+if [ -n "$SWITCHOVER" ] && [ -n "${INTEROP_ONLY:-}" ]; then
+    MAIN=""
+    names="$("$PYBIN" "$HERE/driver.py" list)"
+    IFS=',' read -r -a only <<<"$INTEROP_ONLY"
+    for o in "${only[@]}"; do
+        if [ -n "$o" ] && grep -qF -- "$o" <<<"$names"; then MAIN=1; fi
+    done
+fi
+
 # --------------------------------------------------------------- processes
 if [ -n "${INTEROP_ROOT:-}" ]; then
     ROOT="$INTEROP_ROOT"; mkdir -p "$ROOT"
@@ -139,9 +162,10 @@ cleanup() {
     if [ "${INTEROP_KEEP:-}" = 1 ] || [ -n "${INTEROP_ROOT:-}" ]; then
         say "cluster kept in $ROOT (logs in $ROOT/logs)"
     else
-        if [ $rc -ne 0 ] && [ -d "$ROOT/logs" ]; then
+        if [ $rc -ne 0 ] && { [ -d "$ROOT/logs" ] || [ -d "$ROOT/switchover/logs" ]; }; then
             say "failed: tail of the logs follows (INTEROP_KEEP=1 keeps them)"
-            for f in "$ROOT"/logs/*.log; do
+            for f in "$ROOT"/logs/*.log "$ROOT"/switchover/logs/*.log; do
+                [ -f "$f" ] || continue
                 echo "----- $f" >&2
                 tail -n 40 "$f" >&2
             done
@@ -155,6 +179,7 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 
 say "cluster in $ROOT"
+if [ -n "$MAIN" ]; then  # the scenarios' cluster and run, to `fi  # MAIN`
 SETUP_ARGS=()
 [ -n "$BENCH" ] && SETUP_ARGS+=(--bench)
 LAYOUT="$("$PYBIN" "$HERE/driver.py" setup "$ROOT" --rowsync-bin "$ROWSYNC_BIN" "${SETUP_ARGS[@]}")"
@@ -207,11 +232,39 @@ if [ -n "$BENCH" ]; then
     [ -n "$OUT" ] && RUN_ARGS+=(--out "$OUT")
     "$PYBIN" "$HERE/driver.py" bench "$ROOT" --scale "$SCALE" "${RUN_ARGS[@]}" &
 else
-    "$PYBIN" "$HERE/driver.py" run "$ROOT" "${RUN_ARGS[@]}" &
+    "$PYBIN" "$HERE/driver.py" run "$ROOT" --counts "$ROOT/scenarios.counts" "${RUN_ARGS[@]}" &
 fi
 PIDS+=($!)
 NAMES+=(driver)
 wait $!
 rc=$?
 set -e
+fi  # MAIN
+
+# ------------------------------------------------------------ switch-over
+# Its own 3-node Swift cluster (servers, replicators and rsync daemon
+# started and stopped by switchover.py, by PID); node3 goes to rowsync and
+# back. Its PASS/FAIL lines count into the exit status.
+if [ -n "$SWITCHOVER" ]; then
+    [ -n "$MAIN" ] || rc=0
+    SO_ARGS=()
+    [ "${INTEROP_VERBOSE:-}" = 1 ] && SO_ARGS+=(-v)
+    say "switch-over procedure in $ROOT/switchover"
+    set +e
+    "$PYBIN" "$HERE/switchover.py" "$ROOT/switchover" --rowsync-bin "$ROWSYNC_BIN" \
+        --counts "$ROOT/switchover.counts" "${SO_ARGS[@]}" &
+    PIDS+=($!)
+    NAMES+=(switchover)
+    wait $!
+    src=$?
+    set -e
+    [ $rc -eq 0 ] && rc=$src
+    if [ -n "$MAIN" ] && [ -f "$ROOT/scenarios.counts" ] && [ -f "$ROOT/switchover.counts" ]; then
+        read -r p1 f1 s1 <"$ROOT/scenarios.counts"
+        read -r p2 f2 s2 <"$ROOT/switchover.counts"
+        line="total: $((p1 + p2)) passed, $((f1 + f2)) failed"
+        [ $((s1 + s2)) -gt 0 ] && line="$line, $((s1 + s2)) skipped"
+        echo "$line"
+    fi
+fi
 exit $rc
