@@ -9,15 +9,18 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 use tokio::sync::Semaphore;
 
 use super::client::{node_name, ReplClient};
+use super::clock::{Clock, SystemClock};
 use super::local::{is_local_device, whataremyips};
 use super::metrics::ReplicatorMetrics;
 use super::rpc::ReplKind;
 use super::sender::{repl_to_node, LocalDb, ReplError, SenderCtx};
 use super::stats::Stats;
-use super::{recon, rsync, walk};
+use super::{recon, rsync, ship_record, walk};
 use crate::config::{ReplicatorConf, SwiftConf};
 use crate::db::files::{self, hash_of};
 use crate::db::{Broker, DbError, DbInfo, DbState};
@@ -47,14 +50,27 @@ pub struct Replicator<K: ReplKind> {
     pub statsd: Option<Arc<super::statsd::Statsd>>,
     /// The Prometheus metrics (served when `prometheus_port` is set).
     pub metrics: Arc<ReplicatorMetrics>,
+    /// The wall clock of passes, reclaim and ship deadlines.
+    clock: Arc<dyn Clock>,
+    /// The seed of `rng`.
+    seed: u64,
+    /// Every random choice of the daemon: the initial delay, the walk's
+    /// partition order.
+    rng: Mutex<StdRng>,
     kind: PhantomData<K>,
 }
 
-fn now_f64() -> f64 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.as_secs_f64())
-        .unwrap_or(0.0)
+/// `interval` as a duration (at most 10^12 s; NaN as 0).
+fn interval_of(conf: &ReplicatorConf) -> Duration {
+    Duration::try_from_secs_f64(conf.interval.clamp(0.0, 1e12)).unwrap_or_default()
+}
+
+/// `now - reclaim_age` (the epoch if that is before it).
+fn reclaim_before(now: SystemTime, reclaim_age: f64) -> SystemTime {
+    Duration::try_from_secs_f64(reclaim_age.max(0.0))
+        .ok()
+        .and_then(|age| now.checked_sub(age))
+        .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
 /// What one DB's replication did.
@@ -85,6 +101,7 @@ impl<K: ReplKind> Replicator<K> {
             super::client::HttpTransport::with_secret(conf.replication_secret.clone()),
         ))
         .with_metrics(metrics.clone());
+        let seed = rand::random::<u64>();
         Replicator {
             conf: Arc::new(conf),
             ring,
@@ -95,13 +112,46 @@ impl<K: ReplKind> Replicator<K> {
             last_stats: Mutex::new(None),
             statsd,
             metrics,
+            clock: Arc::new(SystemClock),
+            seed,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
             kind: PhantomData,
         }
     }
 
+    /// Reads the wall clock from `clock` (tests).
+    pub fn with_clock(self, clock: Arc<dyn Clock>) -> Self {
+        Replicator { clock, ..self }
+    }
+
+    /// Draws every random choice from a generator seeded with `seed`
+    /// (by default the seed comes from the system's entropy).
+    pub fn with_seed(self, seed: u64) -> Self {
+        Replicator {
+            seed,
+            rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            ..self
+        }
+    }
+
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The delay before the first pass of [`Replicator::run_forever`]: a
+    /// random fraction of `interval` (from the replicator's generator).
+    pub fn initial_delay(&self) -> Duration {
+        let interval = interval_of(&self.conf);
+        interval.mul_f64(lock(&self.rng).gen::<f64>())
+    }
+
     /// One replication pass. Returns its stats.
     pub async fn run_once(&self, filter: &PassFilter) -> Stats {
-        let start = now_f64();
+        let start = self.clock.now_secs();
         let stats = Arc::new(Mutex::new(Stats::new(start)));
         self.metrics.pass_started();
         let pass_clock = Instant::now();
@@ -113,6 +163,7 @@ impl<K: ReplKind> Replicator<K> {
             devices: self.conf.devices.clone(),
             statsd: self.statsd.clone(),
             metrics: Some(self.metrics.clone()),
+            clock: self.clock.clone(),
         };
         if let Err(e) = self.ring.reload_if_changed() {
             tracing::warn!("ring reload failed, keeping the loaded ring: {e}");
@@ -131,9 +182,7 @@ impl<K: ReplKind> Replicator<K> {
         }
         let mut dirs: Vec<(PathBuf, u32, walk::PartitionFilter)> = Vec::new();
         let mut found_local = false;
-        let reclaim_before = SystemTime::now()
-            .checked_sub(Duration::from_secs_f64(self.conf.reclaim_age.max(0.0)))
-            .unwrap_or(SystemTime::UNIX_EPOCH);
+        let reclaim_before = reclaim_before(self.clock.now(), self.conf.reclaim_age);
         for dev in ring.devs().iter().flatten() {
             if !is_local_device(
                 &ips,
@@ -161,7 +210,8 @@ impl<K: ReplKind> Replicator<K> {
                 }
             }
             let tmp = dev_path.join("tmp");
-            let removed = rsync::reclaim_device_tmp(&tmp, reclaim_before);
+            let removed = rsync::reclaim_device_tmp(&tmp, reclaim_before)
+                + rsync::reclaim_device_tmp(&ship_record::records_dir(&dev_path), reclaim_before);
             if removed > 0 {
                 tracing::info!(dir = %tmp.display(), removed, "reclaimed old tmp files");
             }
@@ -196,7 +246,8 @@ impl<K: ReplKind> Replicator<K> {
         let mut tasks = tokio::task::JoinSet::new();
         let rate = self.conf.databases_per_second;
         let pass_start = Instant::now();
-        let mut walker = walk::roundrobin_datadirs(dirs);
+        let walk_seed = lock(&self.rng).gen::<u64>();
+        let mut walker = walk::roundrobin_datadirs(dirs, walk_seed);
         let mut n: u64 = 0;
         loop {
             let next = tokio::task::block_in_place(|| walker.next());
@@ -239,7 +290,7 @@ impl<K: ReplKind> Replicator<K> {
         }
         let s = self.finish(stats, start);
         self.metrics
-            .pass_finished(&s, pass_clock.elapsed(), now_f64());
+            .pass_finished(&s, pass_clock.elapsed(), self.clock.now_secs());
         s
     }
 
@@ -256,7 +307,7 @@ impl<K: ReplKind> Replicator<K> {
     /// Logs the end-of-pass lines and writes the recon cache.
     fn finish(&self, stats: Arc<Mutex<Stats>>, start: f64) -> Stats {
         let s = lock(&stats).clone();
-        let now = now_f64();
+        let now = self.clock.now_secs();
         for line in s.report_lines(now) {
             tracing::info!("{line}");
         }
@@ -273,15 +324,16 @@ impl<K: ReplKind> Replicator<K> {
     }
 
     /// Passes until `shutdown` resolves: a random initial delay up to
-    /// `interval`, then a pass every `interval` seconds.
+    /// `interval` ([`Replicator::initial_delay`]), then a pass every
+    /// `interval` seconds.
     pub async fn run_forever(
         &self,
         filter: &PassFilter,
         shutdown: impl std::future::Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
-        let interval = Duration::from_secs_f64(self.conf.interval.max(0.0));
-        let first = interval.mul_f64(rand::random::<f64>());
+        let interval = interval_of(&self.conf);
+        let first = self.initial_delay();
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tokio::time::sleep(first) => {}
@@ -331,7 +383,8 @@ impl<K: ReplKind> DbJob<K> {
     /// Swift's `_replicate_object`.
     async fn replicate_db(&self, partition: &str, db_file: &Path, node_id: u32) -> DbOutcome {
         let conf = &self.ctx.conf;
-        let now = now_f64();
+        let wall = self.ctx.clock.now();
+        let now = super::clock::epoch_secs(wall);
         let started = Instant::now();
         self.ctx.stat(|s| s.attempted += 1);
         self.ctx.count("attempts");
@@ -358,10 +411,7 @@ impl<K: ReplKind> DbJob<K> {
             let mut b = Broker::<K>::open(db_file)?;
             b.set_pending_timeout(Duration::from_secs(30));
             if let Some(dir) = db_file.parent() {
-                let before = SystemTime::now()
-                    .checked_sub(Duration::from_secs_f64(conf.reclaim_age.max(0.0)))
-                    .unwrap_or(SystemTime::UNIX_EPOCH);
-                rsync::reclaim_tmp_files(dir, before);
+                rsync::reclaim_tmp_files(dir, reclaim_before(wall, conf.reclaim_age));
             }
             b.reclaim(now - conf.reclaim_age, now - 2.0 * conf.reclaim_age)?;
             let info = b.get_replication_info()?;

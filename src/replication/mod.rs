@@ -5,6 +5,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod clock;
 pub mod daemon;
 pub mod local;
 pub mod metrics;
@@ -13,10 +14,12 @@ pub mod recon;
 pub mod rpc;
 pub mod rsync;
 pub mod sender;
+pub mod ship_record;
 pub mod stats;
 pub mod statsd;
 pub mod walk;
 pub mod wire;
 
+pub use clock::{Clock, SystemClock};
 pub use rpc::{KindRpc, ReplKind, ReplicatorRpc, RpcResponse};
 pub use wire::{ReplicateOp, SyncArgs, WireError};

@@ -11,15 +11,19 @@
 //!   not from comparing the two DBs' unrelated ROWID high-water marks alone,
 //!   and its deadline is at least `node_timeout`;
 //! - whole DBs are shipped from a consistent snapshot;
+//! - a whole DB is not shipped again to a peer that may still be merging
+//!   the previous copy (a ship record with the op's deadline, kept across
+//!   crashes on the local device: see [`super::ship_record`]);
 //! - the sync table sent with `merge_syncs` leaves out the receiver's own id.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde_json::Value;
 
 use super::client::{node_name, ClientError, ReplClient, ReplResponse};
+use super::clock::{epoch_secs, Clock};
 use super::policy::{incorrect_policy_index, PolicyInfo};
 use super::rpc::ReplKind;
 use super::stats::Stats;
@@ -104,6 +108,8 @@ pub struct SenderCtx {
     pub statsd: Option<Arc<super::statsd::Statsd>>,
     /// The daemon's Prometheus metrics.
     pub metrics: Option<Arc<super::metrics::ReplicatorMetrics>>,
+    /// The wall clock (ship-record deadlines).
+    pub clock: Arc<dyn Clock>,
 }
 
 impl SenderCtx {
@@ -138,6 +144,37 @@ impl SenderCtx {
             Err(p) => p.into_inner(),
         };
         f(&mut s);
+    }
+
+    /// The record of shipping `db` whole to `node`.
+    fn ship_record<K: DbKind>(&self, db: &LocalDb<K>, node: &Device) -> PathBuf {
+        super::ship_record::record_path(&self.devices.join(&db.device), &db.hash, node)
+    }
+
+    /// The deadline of an earlier whole-DB ship of `db` to `node` that the
+    /// peer may still be acting on (a record left by a sender that got no
+    /// answer, e.g. one killed while it waited). Expired or unreadable
+    /// records are removed.
+    fn ship_in_flight<K: DbKind>(&self, db: &LocalDb<K>, node: &Device) -> Option<SystemTime> {
+        let path = self.ship_record(db, node);
+        let max_ahead =
+            Duration::try_from_secs_f64(self.conf.reclaim_age.max(0.0)).unwrap_or(Duration::MAX);
+        let now = self.clock.now();
+        tokio::task::block_in_place(|| super::ship_record::active_deadline(&path, now, max_ahead))
+    }
+
+    /// Persists the deadline of a whole-DB op about to be sent to `node`.
+    fn write_ship_record<K: DbKind>(
+        &self,
+        db: &LocalDb<K>,
+        node: &Device,
+        deadline: SystemTime,
+    ) -> Result<(), DbError> {
+        let path = self.ship_record(db, node);
+        fail::fail_point!("sender::ship_record", |a| Err(crate::db::injected(
+            &path, a
+        )));
+        tokio::task::block_in_place(|| super::ship_record::write(&path, deadline))
     }
 }
 
@@ -192,6 +229,16 @@ pub async fn repl_to_node<K: ReplKind>(
     };
     match resp.status {
         404 => {
+            if let Some(until) = ctx.ship_in_flight(db, node) {
+                tracing::info!(
+                    db = %db.path.display(), %peer, until = epoch_secs(until),
+                    "peer has no replica, but may still be completing the DB shipped to it \
+                     earlier (complete_rsync, until {:.0}): not shipping again this pass",
+                    epoch_secs(until)
+                );
+                ctx.lag(&peer, info.max_row());
+                return Ok(false);
+            }
             ctx.stat(|s| s.rsync += 1);
             ctx.count("rsyncs");
             tracing::info!(db = %db.path.display(), %peer, "peer has no replica: shipping the whole DB");
@@ -372,13 +419,26 @@ async fn choose_mode<K: ReplKind>(
         db.call(|b| b.merge_syncs(&[SyncPoint::new(rinfo.id(), rpoint.max(max_row))], false))?;
         return Ok(true);
     }
-    if wants_whole_db(
+    let whole = wants_whole_db(
         max_row,
         rinfo.max_row(),
         point,
         ctx.conf.per_diff as i64,
         ctx.conf.max_diffs as i64,
-    ) {
+    );
+    let in_flight = if whole {
+        ctx.ship_in_flight(db, node)
+    } else {
+        None
+    };
+    if let Some(until) = in_flight {
+        tracing::info!(
+            db = %db.path.display(), %peer, point, max_row, until = epoch_secs(until),
+            "peer lacks most rows, but may still be merging the DB shipped to it earlier \
+             (rsync_then_merge, until {:.0}): sending diffs this pass",
+            epoch_secs(until)
+        );
+    } else if whole {
         ctx.stat(|s| s.remote_merge += 1);
         ctx.count("remote_merges");
         tracing::info!(
@@ -616,6 +676,16 @@ async fn ship_db<K: ReplKind>(
         return false;
     }
     fail::fail_point!("sender::after_ship", |_| false);
+    // From here until the peer answers, the peer may be acting on the
+    // shipped copy: a crash must not lead to shipping another one over it.
+    let op_timeout = op_timeout.max(ctx.node_timeout());
+    let now = ctx.clock.now();
+    let deadline = now.checked_add(op_timeout).unwrap_or(now);
+    if let Err(e) = ctx.write_ship_record(db, node, deadline) {
+        tracing::error!(db = %db.path.display(), %peer, "ERROR not sending {op_name}: cannot record the ship: {e}");
+        return false;
+    }
+    let record = ctx.ship_record(db, node);
     let basename = db
         .path
         .file_name()
@@ -634,14 +704,13 @@ async fn ship_db<K: ReplKind>(
     };
     let r: Result<ReplResponse, ClientError> = ctx
         .client
-        .replicate(
-            node,
-            partition,
-            &db.hash,
-            &op,
-            op_timeout.max(ctx.node_timeout()),
-        )
+        .replicate(node, partition, &db.hash, &op, op_timeout)
         .await;
+    if r.is_ok() {
+        // Answered (success or not): the peer is done with the copy. With
+        // no answer the record stays until its deadline.
+        tokio::task::block_in_place(|| super::ship_record::remove(&record));
+    }
     match r {
         Ok(r) if r.is_success() => true,
         Ok(r) => {

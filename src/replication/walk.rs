@@ -11,7 +11,9 @@ use std::ffi::{OsStr, OsString};
 use std::io;
 use std::path::{Path, PathBuf};
 
+use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
+use rand::{Rng, SeedableRng};
 
 use crate::db::files::db_files;
 
@@ -21,13 +23,19 @@ pub type PartitionFilter = Box<dyn Fn(&str) -> bool + Send>;
 /// Walks `(datadir, context, filter)` triples, yielding
 /// `(partition, db_path, context)` for every DB found; one item from each
 /// device's walker in turn. Nothing is read before the first `next()`.
+/// The partition order of every walker is drawn from `seed`.
 pub fn roundrobin_datadirs<T: Clone>(
     datadirs: Vec<(PathBuf, T, PartitionFilter)>,
+    seed: u64,
 ) -> impl Iterator<Item = (String, PathBuf, T)> {
+    let mut rng = StdRng::seed_from_u64(seed);
     RoundRobin {
         its: datadirs
             .into_iter()
-            .map(|(datadir, context, filter)| DatadirWalker::new(datadir, context, filter))
+            .map(|(datadir, context, filter)| {
+                let rng = StdRng::seed_from_u64(rng.gen());
+                DatadirWalker::new(datadir, context, filter, rng)
+            })
             .collect(),
         idx: 0,
     }
@@ -93,6 +101,8 @@ struct DatadirWalker<T> {
     datadir: PathBuf,
     context: T,
     filter: PartitionFilter,
+    /// Shuffles the partitions.
+    rng: StdRng,
     /// Shuffled partition names; `None` until the datadir is listed.
     partitions: Option<std::vec::IntoIter<String>>,
     partition: String,
@@ -103,11 +113,12 @@ struct DatadirWalker<T> {
 }
 
 impl<T: Clone> DatadirWalker<T> {
-    fn new(datadir: PathBuf, context: T, filter: PartitionFilter) -> Self {
+    fn new(datadir: PathBuf, context: T, filter: PartitionFilter, rng: StdRng) -> Self {
         DatadirWalker {
             datadir,
             context,
             filter,
+            rng,
             partitions: None,
             partition: String::new(),
             part_dir: PathBuf::new(),
@@ -117,7 +128,7 @@ impl<T: Clone> DatadirWalker<T> {
         }
     }
 
-    fn list_partitions(&self) -> Vec<String> {
+    fn list_partitions(&mut self) -> Vec<String> {
         let mut parts: Vec<String> = match list_dir(&self.datadir) {
             Ok(names) => names
                 .into_iter()
@@ -129,7 +140,7 @@ impl<T: Clone> DatadirWalker<T> {
                 Vec::new()
             }
         };
-        parts.shuffle(&mut rand::thread_rng());
+        parts.shuffle(&mut self.rng);
         parts
     }
 
@@ -260,7 +271,24 @@ mod tests {
     }
 
     fn walk(dirs: Vec<(PathBuf, u32, PartitionFilter)>) -> Vec<(String, PathBuf, u32)> {
-        roundrobin_datadirs(dirs).collect()
+        roundrobin_datadirs(dirs, rand::random()).collect()
+    }
+
+    #[test]
+    fn the_seed_decides_the_partition_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let dd = dir.path().join("containers");
+        for p in 0..40 {
+            mk_db(&dd, &p.to_string(), H1, &format!("{H1}.db"));
+        }
+        let order = |seed: u64| -> Vec<String> {
+            roundrobin_datadirs(vec![(dd.clone(), 0u32, all())], seed)
+                .map(|(p, _, _)| p)
+                .collect()
+        };
+        assert_eq!(order(7).len(), 40);
+        assert_eq!(order(7), order(7));
+        assert_ne!(order(7), order(8));
     }
 
     #[test]
@@ -408,7 +436,7 @@ mod tests {
         let root = tempfile::tempdir().unwrap();
         let dd = root.path().join("containers");
         let missing = root.path().join("nope");
-        let mut it = roundrobin_datadirs(vec![(missing, 1u32, all()), (dd.clone(), 2, all())]);
+        let mut it = roundrobin_datadirs(vec![(missing, 1u32, all()), (dd.clone(), 2, all())], 1);
         // Created after the iterator: found, since nothing is listed yet.
         let db = mk_db(&dd, "4", H1, &format!("{H1}.db"));
         assert_eq!(it.next(), Some(("4".to_string(), db, 2)));
@@ -418,7 +446,7 @@ mod tests {
     #[test]
     fn walker_is_send() {
         fn assert_send<S: Send>(_: &S) {}
-        let it = roundrobin_datadirs(vec![(PathBuf::from("/nonexistent"), 1u32, all())]);
+        let it = roundrobin_datadirs(vec![(PathBuf::from("/nonexistent"), 1u32, all())], 1);
         assert_send(&it);
     }
 }

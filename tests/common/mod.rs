@@ -473,3 +473,40 @@ pub fn fixture_node() -> tempfile::TempDir {
     copy_tree(&fixtures().join("node"), &dir.path().join("node"));
     dir
 }
+
+// ------------------------------------------------------------- clock
+
+/// A replicator clock running `offset` seconds (may be negative) ahead of
+/// the system's; the offset can be changed while it is in use.
+#[derive(Debug, Default)]
+pub struct OffsetClock {
+    offset_ms: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    pub fn new(offset_secs: f64) -> Arc<OffsetClock> {
+        let c = Arc::new(OffsetClock::default());
+        c.set(offset_secs);
+        c
+    }
+
+    pub fn set(&self, offset_secs: f64) {
+        self.offset_ms.store(
+            (offset_secs * 1000.0) as i64,
+            std::sync::atomic::Ordering::SeqCst,
+        );
+    }
+}
+
+impl rowsync::replication::Clock for OffsetClock {
+    fn now(&self) -> std::time::SystemTime {
+        let ms = self.offset_ms.load(std::sync::atomic::Ordering::SeqCst);
+        let d = std::time::Duration::from_millis(ms.unsigned_abs());
+        let now = std::time::SystemTime::now();
+        if ms >= 0 {
+            now + d
+        } else {
+            now - d
+        }
+    }
+}
