@@ -2,6 +2,7 @@
 //! replication.
 
 pub mod bench;
+pub mod chaos;
 pub mod cli;
 pub mod config;
 pub mod db;

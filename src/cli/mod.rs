@@ -3,6 +3,7 @@
 use clap::{Parser, Subcommand};
 
 pub mod bench;
+pub mod chaos;
 pub mod config;
 pub mod dev_cluster;
 pub mod info;
@@ -58,6 +59,9 @@ pub enum Command {
     /// Show the Prometheus metrics of a cluster's servers and replicators as one table.
     #[command(long_about = metrics::LONG_ABOUT)]
     Metrics(metrics::MetricsArgs),
+    /// Randomized kill / partition / disk fault runs over a real cluster, checked by an oracle.
+    #[command(long_about = chaos::LONG_ABOUT)]
+    Chaos(chaos::ChaosArgs),
     /// Check a Swift server config: effective settings, invalid and unknown options.
     #[command(long_about = config::LONG_ABOUT)]
     Config(config::ConfigArgs),
@@ -75,6 +79,7 @@ pub fn run() -> anyhow::Result<()> {
         Command::Info(args) => info::run(args),
         Command::Status(args) => status::run(args),
         Command::Metrics(args) => metrics::run(args),
+        Command::Chaos(args) => chaos::run(args),
         Command::Config(args) => {
             if !config::run(args)? {
                 std::process::exit(1);

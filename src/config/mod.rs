@@ -774,6 +774,9 @@ pub struct ReplicatorConf {
     /// `prometheus_bind_ip` of the replicator's own `/metrics`.
     pub prometheus_port: u16,
     pub prometheus_bind_ip: String,
+    /// rowsync extra: seconds between two `PRAGMA quick_check` runs of a
+    /// DB (the first pass after a start checks every DB; 0: never).
+    pub integrity_check_interval: f64,
     /// Warnings about deprecated options (e.g. `run_pause`), to be logged.
     pub warnings: Vec<String>,
 }
@@ -1117,6 +1120,7 @@ impl ReplicatorConf {
             replication_secret: ReplicationAuthConf::secret(r, "replication_secret")?,
             prometheus_port: r.port("prometheus_port", 0)?,
             prometheus_bind_ip: r.string("prometheus_bind_ip", "127.0.0.1"),
+            integrity_check_interval: r.float("integrity_check_interval", 86_400.0)?,
             warnings,
         })
     }

@@ -456,6 +456,31 @@ impl<K: DbKind> Broker<K> {
         self.items_since_no_commit(start, count)
     }
 
+    /// SQLite's `PRAGMA integrity_check`: `"ok"`, or the first problem.
+    pub fn integrity_check(&self) -> Result<String> {
+        self.conn
+            .query_row("PRAGMA integrity_check", [], |r| r.get::<_, String>(0))
+            .map_err(|e| self.err(e))
+    }
+
+    /// SQLite's `PRAGMA quick_check` (every page and b-tree, not index
+    /// contents): `Ok` when the file is sound, [`DbError::Corrupt`] when
+    /// it is not (the caller quarantines it).
+    pub fn audit(&self) -> Result<()> {
+        let first: String = self
+            .conn
+            .query_row("PRAGMA quick_check", [], |r| r.get(0))
+            .map_err(|e| self.err(e))?;
+        if first == "ok" {
+            return Ok(());
+        }
+        Err(DbError::Corrupt {
+            path: self.db_file().to_path_buf(),
+            reason: "failed PRAGMA quick_check",
+            detail: first,
+        })
+    }
+
     /// As `get_items_since` without committing the pending file.
     pub fn items_since_no_commit(&self, start: i64, count: usize) -> Result<Vec<K::Item>> {
         let sql = format!(
@@ -475,7 +500,6 @@ impl<K: DbKind> Broker<K> {
             .map_err(|e| self.err(e))
     }
 
-    /// As `get_items_since` without committing the pending file.
     /// The highest ROWID ever used in `table` (`sqlite_sequence`), or -1.
     pub fn get_max_row_of(&self, table: &str) -> Result<i64> {
         let r: Option<i64> = self

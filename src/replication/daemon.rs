@@ -50,6 +50,8 @@ pub struct Replicator<K: ReplKind> {
     pub statsd: Option<Arc<super::statsd::Statsd>>,
     /// The Prometheus metrics (served when `prometheus_port` is set).
     pub metrics: Arc<ReplicatorMetrics>,
+    /// When each DB last passed its integrity check.
+    audits: Arc<Audits>,
     /// The wall clock of passes, reclaim and ship deadlines.
     clock: Arc<dyn Clock>,
     /// The seed of `rng`.
@@ -71,6 +73,47 @@ fn reclaim_before(now: SystemTime, reclaim_age: f64) -> SystemTime {
         .ok()
         .and_then(|age| now.checked_sub(age))
         .unwrap_or(SystemTime::UNIX_EPOCH)
+}
+
+/// When each DB last passed `PRAGMA quick_check` (by a hash of its path):
+/// a DB is checked on its first pass after the replicator starts and then
+/// once per `integrity_check_interval` (0: never), so a file corrupted at
+/// rest (while no process had it open, or in pages no query reads) is
+/// quarantined and then repaired from its peers.
+#[derive(Debug)]
+pub struct Audits {
+    interval: f64,
+    last: Mutex<HashMap<u64, f64>>,
+}
+
+impl Audits {
+    pub fn new(interval: f64) -> Audits {
+        Audits {
+            interval,
+            last: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn key(db_file: &Path) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        db_file.hash(&mut h);
+        h.finish()
+    }
+
+    /// Is `db_file` due for a check at `now` (epoch seconds)?
+    pub fn due(&self, db_file: &Path, now: f64) -> bool {
+        if self.interval <= 0.0 {
+            return false;
+        }
+        lock(&self.last)
+            .get(&Self::key(db_file))
+            .is_none_or(|t| now - t >= self.interval)
+    }
+
+    pub fn done(&self, db_file: &Path, now: f64) {
+        lock(&self.last).insert(Self::key(db_file), now);
+    }
 }
 
 /// What one DB's replication did.
@@ -102,6 +145,7 @@ impl<K: ReplKind> Replicator<K> {
         ))
         .with_metrics(metrics.clone());
         let seed = rand::random::<u64>();
+        let audits = Arc::new(Audits::new(conf.integrity_check_interval));
         Replicator {
             conf: Arc::new(conf),
             ring,
@@ -112,6 +156,7 @@ impl<K: ReplKind> Replicator<K> {
             last_stats: Mutex::new(None),
             statsd,
             metrics,
+            audits,
             clock: Arc::new(SystemClock),
             seed,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
@@ -298,6 +343,7 @@ impl<K: ReplKind> Replicator<K> {
         DbJob {
             ring,
             ctx,
+            audits: self.audits.clone(),
             hash_conf: self.hash_conf.clone(),
             handoff_delete: self.handoff_delete,
             kind: PhantomData,
@@ -366,6 +412,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct DbJob<K: ReplKind> {
     ring: Arc<Ring>,
     ctx: SenderCtx,
+    audits: Arc<Audits>,
     hash_conf: HashPathConfig,
     handoff_delete: usize,
     kind: PhantomData<K>,
@@ -410,6 +457,10 @@ impl<K: ReplKind> DbJob<K> {
         let opened = tokio::task::block_in_place(|| -> Result<(Broker<K>, K::Info), DbError> {
             let mut b = Broker::<K>::open(db_file)?;
             b.set_pending_timeout(Duration::from_secs(30));
+            if self.audits.due(db_file, now) {
+                b.audit()?;
+                self.audits.done(db_file, now);
+            }
             if let Some(dir) = db_file.parent() {
                 rsync::reclaim_tmp_files(dir, reclaim_before(wall, conf.reclaim_age));
             }
