@@ -51,8 +51,9 @@ async fn missing_replicas_get_the_whole_db() {
         assert!(info.id.ends_with(&format!("-sd{i}")));
         assert_eq!(peer.get_sync(&local_id, true).unwrap(), 50);
     }
-    // The next pass has nothing to do.
-    let s = pass(&cluster, p[0], "").await;
+    // The next pass has nothing to do: visited (as Swift does, with
+    // full_pass_interval = 0) it finds both peers in sync ...
+    let s = pass(&cluster, p[0], "full_pass_interval = 0").await;
     assert_eq!((s.no_change, s.rsync, s.diff), (2, 0, 0), "{s:?}");
     // Recon cache written with Swift's keys.
     let recon =
@@ -60,6 +61,9 @@ async fn missing_replicas_get_the_whole_db() {
     let v: serde_json::Value = serde_json::from_str(recon.lines().next().unwrap()).unwrap();
     assert_eq!(v["replication_stats"]["no_change"], 2);
     assert!(v["replication_time"].is_number() && v["replication_last"].is_number());
+    // ... and by default it is skipped without being opened.
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!((s.skipped, s.attempted, s.no_change), (1, 0, 0), "{s:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -125,9 +129,11 @@ async fn in_sync_passes_send_no_rows() {
     assert_eq!(cluster.nodes[p[1]].items_received(), 0);
     let lid = local.get_info().unwrap().id;
     assert_eq!(remote.get_sync(&lid, true).unwrap(), 30);
-    let s = pass(&cluster, p[0], "").await;
+    let s = pass(&cluster, p[0], "full_pass_interval = 0").await;
     assert_eq!((s.no_change, s.hashmatch, s.diff), (1, 0, 0), "{s:?}");
     assert_eq!(cluster.nodes[p[1]].items_received(), 0);
+    let s = pass(&cluster, p[0], "").await;
+    assert_eq!((s.skipped, s.attempted), (1, 0), "{s:?}");
 }
 
 /// The seed's scenario (Swift's test_diff_capped_sync).

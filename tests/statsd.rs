@@ -45,8 +45,10 @@ async fn a_pass_sends_swifts_replicator_metrics() {
     let p = cl.primaries(cl.part(A, C));
     let db = cl.create_db(p[0], A, C);
     db.merge_items(vec![obj("o", &ts(1), "t")], None).unwrap();
+    // Every pass visits every DB, as Swift's (the default skips DBs in sync).
     let extra = format!(
-        "log_statsd_host = 127.0.0.1\nlog_statsd_port = {port}\nlog_statsd_metric_prefix = tst"
+        "log_statsd_host = 127.0.0.1\nlog_statsd_port = {port}\nlog_statsd_metric_prefix = tst\n\
+         full_pass_interval = 0"
     );
     let pass = || async {
         cl.replicator(p[0], &extra)

@@ -777,6 +777,10 @@ pub struct ReplicatorConf {
     /// rowsync extra: seconds between two `PRAGMA quick_check` runs of a
     /// DB (the first pass after a start checks every DB; 0: never).
     pub integrity_check_interval: f64,
+    /// rowsync extra: a DB unchanged since it was in sync with every
+    /// (rowsync) peer is skipped, but visited at least once per this many
+    /// seconds (0: every pass visits every DB, as Swift's).
+    pub full_pass_interval: f64,
     /// Warnings about deprecated options (e.g. `run_pause`), to be logged.
     pub warnings: Vec<String>,
 }
@@ -1121,6 +1125,7 @@ impl ReplicatorConf {
             prometheus_port: r.port("prometheus_port", 0)?,
             prometheus_bind_ip: r.string("prometheus_bind_ip", "127.0.0.1"),
             integrity_check_interval: r.float("integrity_check_interval", 86_400.0)?,
+            full_pass_interval: r.float("full_pass_interval", 3_600.0)?,
             warnings,
         })
     }

@@ -17,9 +17,11 @@ use super::client::{node_name, ReplClient};
 use super::clock::{Clock, SystemClock};
 use super::local::{is_local_device, whataremyips};
 use super::metrics::ReplicatorMetrics;
+use super::pass_state::{self, DeviceState, Stamp};
 use super::rpc::ReplKind;
 use super::sender::{repl_to_node, LocalDb, ReplError, SenderCtx};
 use super::stats::Stats;
+use super::wire::ReplicateOp;
 use super::{recon, rsync, ship_record, walk};
 use crate::config::{ReplicatorConf, SwiftConf};
 use crate::db::files::{self, hash_of};
@@ -50,8 +52,6 @@ pub struct Replicator<K: ReplKind> {
     pub statsd: Option<Arc<super::statsd::Statsd>>,
     /// The Prometheus metrics (served when `prometheus_port` is set).
     pub metrics: Arc<ReplicatorMetrics>,
-    /// When each DB last passed its integrity check.
-    audits: Arc<Audits>,
     /// The wall clock of passes, reclaim and ship deadlines.
     clock: Arc<dyn Clock>,
     /// The seed of `rng`.
@@ -75,46 +75,70 @@ fn reclaim_before(now: SystemTime, reclaim_age: f64) -> SystemTime {
         .unwrap_or(SystemTime::UNIX_EPOCH)
 }
 
-/// When each DB last passed `PRAGMA quick_check` (by a hash of its path):
-/// a DB is checked on its first pass after the replicator starts and then
-/// once per `integrity_check_interval` (0: never), so a file corrupted at
-/// rest (while no process had it open, or in pages no query reads) is
-/// quarantined and then repaired from its peers.
-#[derive(Debug)]
-pub struct Audits {
-    interval: f64,
-    last: Mutex<HashMap<u64, f64>>,
+/// What the pass state says of a DB being visited.
+struct Visit {
+    state: Arc<Mutex<DeviceState>>,
+    hash: String,
+    /// The DB's stamp before the visit (None: pending rows or unreadable).
+    stamp: Option<Stamp>,
+    placement: u64,
+    /// Run the integrity check on this visit.
+    audit: bool,
 }
 
-impl Audits {
-    pub fn new(interval: f64) -> Audits {
-        Audits {
-            interval,
-            last: Mutex::new(HashMap::new()),
-        }
-    }
+/// The answers of rowsync peers to `rowsync_partition_dbs` during one
+/// pass: `(peer, partition)` -> the DB hashes it holds (None: not a
+/// rowsync peer, or no answer).
+#[derive(Default)]
+struct PeerListings {
+    lists: HashMap<(String, u32), Option<std::collections::HashSet<String>>>,
+    /// Peers that answered the op 400 (Swift): not asked again this pass.
+    not_rowsync: std::collections::HashSet<String>,
+}
 
-    fn key(db_file: &Path) -> u64 {
-        use std::hash::{Hash, Hasher};
-        let mut h = std::collections::hash_map::DefaultHasher::new();
-        db_file.hash(&mut h);
-        h.finish()
-    }
-
-    /// Is `db_file` due for a check at `now` (epoch seconds)?
-    pub fn due(&self, db_file: &Path, now: f64) -> bool {
-        if self.interval <= 0.0 {
+impl PeerListings {
+    /// Does `peer` hold the DB `hash` of `part`, by its own listing?
+    async fn holds(
+        &mut self,
+        client: &ReplClient,
+        peer: &Device,
+        part: u32,
+        hash: &str,
+        timeout: Duration,
+    ) -> bool {
+        let name = node_name(peer);
+        if self.not_rowsync.contains(&name) {
             return false;
         }
-        lock(&self.last)
-            .get(&Self::key(db_file))
-            .is_none_or(|t| now - t >= self.interval)
-    }
-
-    pub fn done(&self, db_file: &Path, now: f64) {
-        lock(&self.last).insert(Self::key(db_file), now);
+        let key = (name.clone(), part);
+        if !self.lists.contains_key(&key) {
+            let op = ReplicateOp::<K0>::PartitionDbs;
+            let zero = "0".repeat(32);
+            let list = match client.replicate(peer, part, &zero, &op, timeout).await {
+                Ok(r) if r.is_success() => serde_json::from_slice::<Vec<String>>(&r.body)
+                    .ok()
+                    .map(|v| v.into_iter().collect()),
+                Ok(r) => {
+                    // A Swift peer answers 400 or 404 (no DB under the
+                    // zero hash): not asked again this pass.
+                    if (400..500).contains(&r.status) {
+                        self.not_rowsync.insert(name);
+                    }
+                    None
+                }
+                Err(_) => None,
+            };
+            self.lists.insert(key.clone(), list);
+        }
+        self.lists
+            .get(&key)
+            .and_then(|l| l.as_ref())
+            .is_some_and(|l| l.contains(hash))
     }
 }
+
+/// The row type used for ops that carry no rows.
+type K0 = crate::swift::merge::ObjectItem;
 
 /// What one DB's replication did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -145,7 +169,6 @@ impl<K: ReplKind> Replicator<K> {
         ))
         .with_metrics(metrics.clone());
         let seed = rand::random::<u64>();
-        let audits = Arc::new(Audits::new(conf.integrity_check_interval));
         Replicator {
             conf: Arc::new(conf),
             ring,
@@ -156,7 +179,6 @@ impl<K: ReplKind> Replicator<K> {
             last_stats: Mutex::new(None),
             statsd,
             metrics,
-            audits,
             clock: Arc::new(SystemClock),
             seed,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
@@ -226,6 +248,7 @@ impl<K: ReplKind> Replicator<K> {
             );
         }
         let mut dirs: Vec<(PathBuf, u32, walk::PartitionFilter)> = Vec::new();
+        let mut states: HashMap<u32, Arc<Mutex<DeviceState>>> = HashMap::new();
         let mut found_local = false;
         let reclaim_before = reclaim_before(self.clock.now(), self.conf.reclaim_age);
         for dev in ring.devs().iter().flatten() {
@@ -261,6 +284,10 @@ impl<K: ReplKind> Replicator<K> {
                 tracing::info!(dir = %tmp.display(), removed, "reclaimed old tmp files");
             }
             let datadir = dev_path.join(K::DATADIR);
+            states.insert(
+                dev.id,
+                Arc::new(Mutex::new(DeviceState::load(&dev_path, K::DATADIR))),
+            );
             if datadir.is_dir() {
                 let ring2 = ring.clone();
                 let dev_id = dev.id;
@@ -294,10 +321,27 @@ impl<K: ReplKind> Replicator<K> {
         let walk_seed = lock(&self.rng).gen::<u64>();
         let mut walker = walk::roundrobin_datadirs(dirs, walk_seed);
         let mut n: u64 = 0;
+        let mut skipped: u64 = 0;
+        let mut listings = PeerListings::default();
         loop {
             let next = tokio::task::block_in_place(|| walker.next());
             let Some((part, db_file, node_id)) = next else {
                 break;
+            };
+            let visit = match (states.get(&node_id), hash_of(&db_file)) {
+                (Some(state), Some(hash)) => {
+                    let v = self
+                        .plan_visit(state, &ring, &part, &db_file, hash, node_id, &mut listings)
+                        .await;
+                    match v {
+                        Some(v) => Some(v),
+                        None => {
+                            skipped += 1;
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
             };
             if rate > 0.0 {
                 let due = Duration::from_secs_f64(n as f64 / rate);
@@ -313,7 +357,7 @@ impl<K: ReplKind> Replicator<K> {
             let this = self.clone_parts(ring.clone(), ctx.clone());
             tasks.spawn(async move {
                 let _permit = permit;
-                this.replicate_db(&part, &db_file, node_id).await
+                this.replicate_db(&part, &db_file, node_id, visit).await
             });
             while let Some(r) = tasks.try_join_next() {
                 if let Err(e) = r {
@@ -325,6 +369,21 @@ impl<K: ReplKind> Replicator<K> {
             if let Err(e) = r {
                 tracing::error!("ERROR replication task failed: {e}");
             }
+        }
+        let complete =
+            filter.devices.is_none() && filter.partitions.is_none() && !self.conf.handoffs_only;
+        for (id, state) in &states {
+            let mut st = lock(state);
+            if let Err(e) = tokio::task::block_in_place(|| st.save(complete)) {
+                tracing::error!(
+                    device = id,
+                    "ERROR writing the pass state: {e} (the next pass visits every DB)"
+                );
+            }
+        }
+        lock(&stats).skipped = skipped;
+        if skipped > 0 {
+            tracing::info!("Skipped {skipped} dbs unchanged since in sync with every peer");
         }
         tracing::info!("Replication run OVER");
         if self.conf.handoffs_only || self.handoff_delete > 0 {
@@ -339,11 +398,88 @@ impl<K: ReplKind> Replicator<K> {
         s
     }
 
+    /// Decides a DB's fate from the pass state: `None` to skip it (its
+    /// stamp, placement and intervals say nothing changed since it was in
+    /// sync with every peer, this device is a primary, and every peer is a
+    /// rowsync node that still lists it), else the visit to make.
+    #[allow(clippy::too_many_arguments)]
+    async fn plan_visit(
+        &self,
+        state: &Arc<Mutex<DeviceState>>,
+        ring: &Arc<Ring>,
+        part: &str,
+        db_file: &Path,
+        hash: String,
+        node_id: u32,
+        listings: &mut PeerListings,
+    ) -> Option<Visit> {
+        let now = self.clock.now_secs();
+        let stamp = pass_state::stamp(db_file);
+        let part_no = part.parse::<u32>().ok();
+        let nodes: Vec<Device> = part_no
+            .map(|p| {
+                ring.get_part_nodes(p)
+                    .into_iter()
+                    .map(|n| n.device)
+                    .collect()
+            })
+            .unwrap_or_default();
+        let placement = pass_state::placement_digest(&nodes);
+        let (unchanged, audit) = {
+            let mut st = lock(state);
+            st.seen(&hash);
+            (
+                self.conf.full_pass_interval > 0.0
+                    && st.unchanged(
+                        &hash,
+                        stamp,
+                        placement,
+                        now,
+                        self.conf.full_pass_interval,
+                        self.conf.integrity_check_interval,
+                    ),
+                st.audit_due(&hash, stamp, now, self.conf.integrity_check_interval),
+            )
+        };
+        let primary = nodes.iter().any(|n| n.id == node_id);
+        if unchanged && primary {
+            if let Some(p) = part_no {
+                let timeout = Duration::from_secs_f64(self.conf.node_timeout.max(0.001));
+                let mut all = true;
+                for peer in nodes.iter().filter(|n| n.id != node_id) {
+                    if !listings.holds(&self.client, peer, p, &hash, timeout).await {
+                        all = false;
+                        break;
+                    }
+                }
+                if all {
+                    if let Some(m) = &self.metrics_for_skips() {
+                        for peer in nodes.iter().filter(|n| n.id != node_id) {
+                            m.peer_lag(&node_name(peer), 0);
+                            m.peer_result(&node_name(peer), true);
+                        }
+                    }
+                    return None;
+                }
+            }
+        }
+        Some(Visit {
+            state: state.clone(),
+            hash,
+            stamp,
+            placement,
+            audit,
+        })
+    }
+
+    fn metrics_for_skips(&self) -> Option<Arc<ReplicatorMetrics>> {
+        Some(self.metrics.clone())
+    }
+
     fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob<K> {
         DbJob {
             ring,
             ctx,
-            audits: self.audits.clone(),
             hash_conf: self.hash_conf.clone(),
             handoff_delete: self.handoff_delete,
             kind: PhantomData,
@@ -412,7 +548,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 struct DbJob<K: ReplKind> {
     ring: Arc<Ring>,
     ctx: SenderCtx,
-    audits: Arc<Audits>,
     hash_conf: HashPathConfig,
     handoff_delete: usize,
     kind: PhantomData<K>,
@@ -428,7 +563,45 @@ impl<K: ReplKind> DbJob<K> {
     }
 
     /// Swift's `_replicate_object`.
-    async fn replicate_db(&self, partition: &str, db_file: &Path, node_id: u32) -> DbOutcome {
+    async fn replicate_db(
+        &self,
+        partition: &str,
+        db_file: &Path,
+        node_id: u32,
+        visit: Option<Visit>,
+    ) -> DbOutcome {
+        let outcome = self
+            .replicate_db_inner(partition, db_file, node_id, visit.as_ref())
+            .await;
+        if let Some(v) = visit {
+            let now = self.ctx.clock.now_secs();
+            let mut st = lock(&v.state);
+            if db_file.exists() {
+                let in_sync = (outcome.success && !outcome.responses.is_empty())
+                    .then_some(v.stamp)
+                    .flatten();
+                st.visited(
+                    &v.hash,
+                    in_sync,
+                    v.placement,
+                    now,
+                    v.audit && db_file.exists(),
+                );
+            } else {
+                st.forget(&v.hash);
+            }
+        }
+        outcome
+    }
+
+    async fn replicate_db_inner(
+        &self,
+        partition: &str,
+        db_file: &Path,
+        node_id: u32,
+        visit: Option<&Visit>,
+    ) -> DbOutcome {
+        let audit = visit.is_none_or(|v| v.audit);
         let conf = &self.ctx.conf;
         let wall = self.ctx.clock.now();
         let now = super::clock::epoch_secs(wall);
@@ -457,9 +630,8 @@ impl<K: ReplKind> DbJob<K> {
         let opened = tokio::task::block_in_place(|| -> Result<(Broker<K>, K::Info), DbError> {
             let mut b = Broker::<K>::open(db_file)?;
             b.set_pending_timeout(Duration::from_secs(30));
-            if self.audits.due(db_file, now) {
+            if audit {
                 b.audit()?;
-                self.audits.done(db_file, now);
             }
             if let Some(dir) = db_file.parent() {
                 rsync::reclaim_tmp_files(dir, reclaim_before(wall, conf.reclaim_age));

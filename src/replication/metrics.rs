@@ -112,6 +112,7 @@ pub struct ReplicatorMetrics {
     registry: Registry,
     stats: Vec<(&'static str, Counter)>,
     passes: Counter,
+    skipped: Counter,
     rows_sent: Counter,
     pass_duration: Histogram,
     rows_per_second: Histogram,
@@ -145,6 +146,12 @@ impl ReplicatorMetrics {
         }
         let passes = Counter::default();
         registry.register("replicator_passes", "Passes finished", passes.clone());
+        let skipped = Counter::default();
+        registry.register(
+            "replicator_skipped",
+            "DBs skipped without opening (unchanged since in sync with every peer)",
+            skipped.clone(),
+        );
         let rows_sent = Counter::default();
         registry.register(
             "replicator_rows_sent",
@@ -194,6 +201,7 @@ impl ReplicatorMetrics {
             registry,
             stats,
             passes,
+            skipped,
             rows_sent,
             pass_duration,
             rows_per_second,
@@ -225,6 +233,7 @@ impl ReplicatorMetrics {
             c.inc_by(v);
         }
         self.passes.inc();
+        self.skipped.inc_by(stats.skipped);
         self.pass_duration.observe(elapsed.as_secs_f64());
         self.last_pass_end.set(end_epoch);
         let now = Instant::now();

@@ -9,6 +9,7 @@ pub mod clock;
 pub mod daemon;
 pub mod local;
 pub mod metrics;
+pub mod pass_state;
 pub mod policy;
 pub mod recon;
 pub mod rpc;

@@ -410,6 +410,9 @@ impl<K: ReplKind> ReplicatorRpc<K> {
         let Ok(part) = partition.parse::<u32>() else {
             return RpcResponse::text(400, format!("invalid partition {partition:?}"));
         };
+        if let ReplicateOp::PartitionDbs = op {
+            return self.partition_dbs(&dev_path, part);
+        }
         let hash_dir = files::hash_dir(&dev_path, K::DATADIR, part, hash);
         let lock = self.locks.get(hash);
         let _guard = match lock.lock() {
@@ -489,10 +492,36 @@ impl<K: ReplKind> ReplicatorRpc<K> {
                 K::merge_peer_shard_ranges(broker, ranges)?;
                 Ok(RpcResponse::empty(202))
             }
-            ReplicateOp::CompleteRsync { .. } | ReplicateOp::RsyncThenMerge { .. } => {
-                Ok(RpcResponse::text(400, "whole-DB ops are not DB ops"))
+            ReplicateOp::CompleteRsync { .. }
+            | ReplicateOp::RsyncThenMerge { .. }
+            | ReplicateOp::PartitionDbs => Ok(RpcResponse::text(400, "not a DB op")),
+        }
+    }
+
+    /// `rowsync_partition_dbs`: the hashes of the DBs under
+    /// `<device>/<datadir>/<part>/` (two directory levels listed; no DB
+    /// opened), sorted.
+    fn partition_dbs(&self, dev_path: &Path, part: u32) -> RpcResponse {
+        let part_dir = dev_path.join(K::DATADIR).join(part.to_string());
+        let mut hashes: Vec<String> = Vec::new();
+        let list = |dir: &Path| -> Vec<(String, PathBuf)> {
+            std::fs::read_dir(dir)
+                .map(|rd| {
+                    rd.flatten()
+                        .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        for (_, suffix_dir) in list(&part_dir) {
+            for (hash, hash_dir) in list(&suffix_dir) {
+                if files::is_db_hash(&hash) && !db_files(&hash_dir, &hash).is_empty() {
+                    hashes.push(hash);
+                }
             }
         }
+        hashes.sort();
+        RpcResponse::json(200, &Value::from(hashes))
     }
 
     /// Swift's `sync`: adopt a better policy index (kinds with one), merge

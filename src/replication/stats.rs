@@ -29,6 +29,10 @@ pub struct Stats {
     pub deferred: u64,
     /// `{replication_ip: {device: failures}}`.
     pub failure_nodes: BTreeMap<String, BTreeMap<String, u64>>,
+    /// rowsync: DBs the pass skipped without opening (unchanged since in
+    /// sync with every peer). Not one of Swift's keys: not in the recon
+    /// dict.
+    pub skipped: u64,
 }
 
 impl Stats {
@@ -67,6 +71,7 @@ impl Stats {
         self.remote_merge += other.remote_merge;
         self.diff_capped += other.diff_capped;
         self.deferred += other.deferred;
+        self.skipped += other.skipped;
         if other.start < self.start {
             self.start = other.start;
         }

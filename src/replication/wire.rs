@@ -43,10 +43,11 @@ pub enum OpName {
     RsyncThenMerge,
     GetShardRanges,
     MergeShardRanges,
+    PartitionDbs,
 }
 
 impl OpName {
-    pub const ALL: [OpName; 7] = [
+    pub const ALL: [OpName; 8] = [
         OpName::Sync,
         OpName::MergeItems,
         OpName::MergeSyncs,
@@ -54,6 +55,7 @@ impl OpName {
         OpName::RsyncThenMerge,
         OpName::GetShardRanges,
         OpName::MergeShardRanges,
+        OpName::PartitionDbs,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -65,6 +67,7 @@ impl OpName {
             OpName::RsyncThenMerge => "rsync_then_merge",
             OpName::GetShardRanges => "get_shard_ranges",
             OpName::MergeShardRanges => "merge_shard_ranges",
+            OpName::PartitionDbs => "rowsync_partition_dbs",
         }
     }
 
@@ -95,6 +98,10 @@ pub enum ReplicateOp<I = ObjectItem> {
         ranges: Vec<ShardRange>,
         source: Option<String>,
     },
+    /// rowsync between rowsync nodes only: the hashes of the DBs the
+    /// partition holds on the device (the path's hash is ignored). Swift
+    /// answers it 400, which tells a sender the peer is Swift.
+    PartitionDbs,
 }
 
 /// Why a REPLICATE body was refused.
@@ -230,6 +237,7 @@ impl<I: WireItem> ReplicateOp<I> {
             ReplicateOp::RsyncThenMerge { .. } => OpName::RsyncThenMerge,
             ReplicateOp::GetShardRanges => OpName::GetShardRanges,
             ReplicateOp::MergeShardRanges { .. } => OpName::MergeShardRanges,
+            ReplicateOp::PartitionDbs => OpName::PartitionDbs,
         }
     }
 
@@ -340,6 +348,10 @@ impl<I: WireItem> ReplicateOp<I> {
                 count("get_shard_ranges", args, 0, 0, "0")?;
                 Ok(ReplicateOp::GetShardRanges)
             }
+            "rowsync_partition_dbs" => {
+                count("rowsync_partition_dbs", args, 0, 0, "0")?;
+                Ok(ReplicateOp::PartitionDbs)
+            }
             "merge_shard_ranges" => {
                 const OP: &str = "merge_shard_ranges";
                 count(OP, args, 1, 2, "1 or 2")?;
@@ -403,7 +415,7 @@ impl<I: WireItem> ReplicateOp<I> {
                     list.push(b.clone().into());
                 }
             }
-            ReplicateOp::GetShardRanges => {}
+            ReplicateOp::GetShardRanges | ReplicateOp::PartitionDbs => {}
             ReplicateOp::MergeShardRanges { ranges, source } => {
                 list.push(serde_json::to_value(ranges).unwrap_or(Value::Null));
                 list.push(source.clone().map(Value::String).unwrap_or(Value::Null));
@@ -523,6 +535,7 @@ mod tests {
                 db_basename: None,
             },
             ReplicateOp::GetShardRanges,
+            ReplicateOp::PartitionDbs,
         ];
         for op in ops {
             assert_eq!(ReplicateOp::<ObjectItem>::parse(&op.to_body()).unwrap(), op);
