@@ -51,10 +51,11 @@ async fn a_clock_two_reclaim_ages_ahead_reclaims_what_the_real_one_keeps() {
     let day_ago = SystemTime::now() - Duration::from_secs(86_400);
     let dev = cl.nodes[p[0]].devices.join(format!("sd{}", p[0]));
     let dev_tmp = dev.join("tmp/leftover-sd0");
-    let records = dev.join("tmp/rowsync-ships");
+    let records = dev.join("rowsync-ships");
     let record = records.join("0123.127.0.0.1_1_sd9");
     let db_tmp = db.db_file().parent().unwrap().join("x.db.tmp");
     std::fs::create_dir_all(&records).unwrap();
+    std::fs::create_dir_all(dev.join("tmp")).unwrap();
     for f in [&dev_tmp, &db_tmp, &record] {
         std::fs::write(f, b"1\n").unwrap();
         set_mtime(f, day_ago);

@@ -3,7 +3,7 @@
 //! peer again before the first ship's deadline: the peer could rename the
 //! second, unmerged copy into place (same `tmp/<local id>` name) and lose
 //! the rows written only on it. The deadline is kept in a small record on
-//! the sender's device (`<dev>/tmp/rowsync-ships/`).
+//! the sender's device (`<dev>/rowsync-ships/`).
 
 mod common;
 
@@ -134,7 +134,7 @@ fn ship_records(cl: &Cluster, i: usize) -> Vec<PathBuf> {
     let dir = cl.nodes[i]
         .devices
         .join(format!("sd{i}"))
-        .join("tmp/rowsync-ships");
+        .join("rowsync-ships");
     match std::fs::read_dir(dir) {
         Ok(entries) => entries.map(|e| e.unwrap().path()).collect(),
         Err(_) => Vec::new(),
@@ -266,7 +266,7 @@ fn record_of(cl: &Cluster, src: usize, dst: usize) -> PathBuf {
     let hash = hash_conf().hash_path(A, Some(C), None).unwrap();
     cl.nodes[src]
         .devices
-        .join(format!("sd{src}/tmp/rowsync-ships"))
+        .join(format!("sd{src}/rowsync-ships"))
         .join(format!(
             "{hash}.127.0.0.1_{}_sd{dst}",
             cl.nodes[dst].addr.port()

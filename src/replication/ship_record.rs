@@ -4,7 +4,7 @@
 //! `tmp/<local DB id>`; a second copy shipped under the same name while the
 //! first is still being merged can be renamed into place unmerged (Swift
 //! renames by path), losing rows written only on the peer. Before the op is
-//! sent, the sender persists `<dev>/tmp/rowsync-ships/<hash>.<peer>` holding
+//! sent, the sender persists `<dev>/rowsync-ships/<hash>.<peer>` holding
 //! the op's deadline (epoch seconds); it is removed when the peer answers.
 //! A record still there after a crash keeps the next sender from shipping
 //! the same DB to the same peer until the deadline passes.
@@ -17,12 +17,13 @@ use super::clock::{epoch_secs, from_epoch_secs};
 use crate::db::DbError;
 use crate::ring::Device;
 
-/// The records' directory under a device's `tmp`.
+/// The records' directory on a device (not under `tmp/`, which Swift
+/// keeps for transfers in flight).
 pub const SHIP_RECORDS_DIR: &str = "rowsync-ships";
 
-/// `<device>/tmp/rowsync-ships`.
+/// `<device>/rowsync-ships`.
 pub fn records_dir(device_path: &Path) -> PathBuf {
-    device_path.join("tmp").join(SHIP_RECORDS_DIR)
+    device_path.join(SHIP_RECORDS_DIR)
 }
 
 /// A peer as one file-name-safe component: `<ip>_<port>_<device>` with
@@ -143,7 +144,7 @@ mod tests {
         let p = record_path(root, "abc", &dev("10.0.0.2", "sdb1"));
         assert_eq!(
             p,
-            Path::new("/srv/node/sda/tmp/rowsync-ships/abc.10.0.0.2_6201_sdb1")
+            Path::new("/srv/node/sda/rowsync-ships/abc.10.0.0.2_6201_sdb1")
         );
         assert_eq!(peer_component(&dev("::1", "d/../x")), "__1_6201_d_.._x");
         let long = peer_component(&dev("10.0.0.2", &"x".repeat(300)));
@@ -153,7 +154,7 @@ mod tests {
     #[test]
     fn deadlines_hold_until_they_pass() {
         let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("tmp/rowsync-ships/h.peer");
+        let p = dir.path().join("rowsync-ships/h.peer");
         let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         let day = Duration::from_secs(86_400);
         assert_eq!(active_deadline(&p, now, day), None);
