@@ -51,6 +51,7 @@ class Bench(object):
         self.log = log
         self.ctx = Ctx(cl, set(), log)
         self.t0 = self.ctx.t0
+        self._in_sync = {}
 
     def n(self, rows):
         return max(10, int(rows * self.scale))
@@ -200,11 +201,34 @@ class Bench(object):
         check(len(made) == ndb, 'placed only %d DBs', len(made))
         count = len(made)
         plist = ','.join(str(p) for p in sorted({p for p, _ in made}))
-        self.passes(snd, plist)  # first pass: records the sync points
-        k, secs, wall, st = self.passes(snd, plist)
+        # Every DB visited (rowsync's full_pass_interval = 0: Swift's
+        # per-DB pass; Swift ignores the option).
+        visit = {'full_pass_interval': '0'}
+        self.passes(snd, plist, visit)  # first pass: records the sync points
+        k, secs, wall, st = self.passes(snd, plist, visit)
         self.ctx.expect_stats(st, 'in-sync', no_change=2 * count,
                               success=2 * count, rsync=0, diff=0)
+        self._in_sync[kind] = (snd, plist, count)
         return count, k, secs, wall, 'no_change x%d' % (2 * count)
+
+    def unchanged(self, kind):
+        """The same DBs once more, with each side's defaults: Swift visits
+        every DB again; rowsync skips those unchanged since in sync with
+        every (rowsync) peer, after one listing request per partition and
+        peer. Needs `in_sync` first."""
+        check(kind in self._in_sync, 'run the in-sync workload first')
+        snd, plist, count = self._in_sync[kind]
+        self.passes(snd, plist)  # settles the state with the defaults
+        k, secs, wall, st = self.passes(snd, plist)
+        if kind == 'swift':
+            self.ctx.expect_stats(st, 'unchanged', no_change=2 * count,
+                                  rsync=0, diff=0)
+            path = 'no_change x%d' % (2 * count)
+        else:
+            self.ctx.expect_stats(st, 'unchanged', attempted=0, rsync=0,
+                                  diff=0, no_change=0)
+            path = '%d DBs skipped unopened' % count
+        return count, k, secs, wall, path
 
     WORKLOADS = (
         ('missing DB (whole DB shipped)', 'missing', ()),
@@ -212,6 +236,7 @@ class Bench(object):
         ('90% gap (rsync_then_merge)', 'gap', (0.1,)),
         ('diff-capped backlog', 'capped', ()),
         ('in-sync small DBs, one pass', 'in_sync', ()),
+        ('nothing changed, defaults', 'unchanged', ()),
     )
 
 
@@ -227,12 +252,14 @@ def bench(args):
             log('--- bench %s (%s)' % (title, kind))
             start = time.time()
             n, k, secs, wall, path = getattr(b, meth)(kind, *extra)
-            res.update({'rows' if meth != 'in_sync' else 'dbs': n,
+            res.update({'rows' if meth not in ('in_sync', 'unchanged')
+                        else 'dbs': n,
                         kind: secs, kind + '_wall': wall,
                         kind + '_passes': k, kind + '_path': path})
             print('%-32s %-7s %8d %s: %d pass(es), %.2fs (process %.2fs)'
                   ' [%.0fs with setup]' % (title, kind, n,
-                                           'DBs' if meth == 'in_sync'
+                                           'DBs' if meth in ('in_sync',
+                                                             'unchanged')
                                            else 'rows', k, secs, wall,
                                            time.time() - start), flush=True)
         results.append(res)

@@ -97,24 +97,37 @@ struct PeerListings {
 }
 
 impl PeerListings {
-    /// Does `peer` hold the DB `hash` of `part`, by its own listing?
-    async fn holds(
+    /// Fetches, all at once, the listings of `part` from the `peers` not
+    /// asked yet this pass.
+    async fn fetch(
         &mut self,
         client: &ReplClient,
-        peer: &Device,
+        peers: &[&Device],
         part: u32,
-        hash: &str,
         timeout: Duration,
-    ) -> bool {
-        let name = node_name(peer);
-        if self.not_rowsync.contains(&name) {
-            return false;
+    ) {
+        let wanted: Vec<&Device> = peers
+            .iter()
+            .copied()
+            .filter(|p| {
+                let name = node_name(p);
+                !self.not_rowsync.contains(&name) && !self.lists.contains_key(&(name, part))
+            })
+            .collect();
+        if wanted.is_empty() {
+            return;
         }
-        let key = (name.clone(), part);
-        if !self.lists.contains_key(&key) {
-            let op = ReplicateOp::<K0>::PartitionDbs;
-            let zero = "0".repeat(32);
-            let list = match client.replicate(peer, part, &zero, &op, timeout).await {
+        let op = ReplicateOp::<K0>::PartitionDbs;
+        let zero = "0".repeat(32);
+        let answers = futures::future::join_all(
+            wanted
+                .iter()
+                .map(|peer| client.replicate(peer, part, &zero, &op, timeout)),
+        )
+        .await;
+        for (peer, answer) in wanted.into_iter().zip(answers) {
+            let name = node_name(peer);
+            let list = match answer {
                 Ok(r) if r.is_success() => serde_json::from_slice::<Vec<String>>(&r.body)
                     .ok()
                     .map(|v| v.into_iter().collect()),
@@ -122,18 +135,33 @@ impl PeerListings {
                     // A Swift peer answers 400 or 404 (no DB under the
                     // zero hash): not asked again this pass.
                     if (400..500).contains(&r.status) {
-                        self.not_rowsync.insert(name);
+                        self.not_rowsync.insert(name.clone());
                     }
                     None
                 }
                 Err(_) => None,
             };
-            self.lists.insert(key.clone(), list);
+            self.lists.insert((name, part), list);
         }
-        self.lists
-            .get(&key)
-            .and_then(|l| l.as_ref())
-            .is_some_and(|l| l.contains(hash))
+    }
+
+    /// Does every one of `peers` hold the DB `hash` of `part`, by its own
+    /// listing?
+    async fn all_hold(
+        &mut self,
+        client: &ReplClient,
+        peers: &[&Device],
+        part: u32,
+        hash: &str,
+        timeout: Duration,
+    ) -> bool {
+        self.fetch(client, peers, part, timeout).await;
+        peers.iter().all(|p| {
+            self.lists
+                .get(&(node_name(p), part))
+                .and_then(|l| l.as_ref())
+                .is_some_and(|l| l.contains(hash))
+        })
     }
 }
 
@@ -445,14 +473,11 @@ impl<K: ReplKind> Replicator<K> {
         if unchanged && primary {
             if let Some(p) = part_no {
                 let timeout = Duration::from_secs_f64(self.conf.node_timeout.max(0.001));
-                let mut all = true;
-                for peer in nodes.iter().filter(|n| n.id != node_id) {
-                    if !listings.holds(&self.client, peer, p, &hash, timeout).await {
-                        all = false;
-                        break;
-                    }
-                }
-                if all {
+                let peers: Vec<&Device> = nodes.iter().filter(|n| n.id != node_id).collect();
+                if listings
+                    .all_hold(&self.client, &peers, p, &hash, timeout)
+                    .await
+                {
                     if let Some(m) = &self.metrics_for_skips() {
                         for peer in nodes.iter().filter(|n| n.id != node_id) {
                             m.peer_lag(&node_name(peer), 0);
