@@ -148,6 +148,15 @@ impl Load {
         matches!(req.send().await, Ok(r) if r.status().is_success())
     }
 
+    /// Sends `req`: Ok on 2xx, else what came back (for error messages).
+    async fn try_send(&self, req: reqwest::RequestBuilder) -> Result<(), String> {
+        match req.send().await {
+            Ok(r) if r.status().is_success() => Ok(()),
+            Ok(r) => Err(format!("answered {}", r.status())),
+            Err(e) => Err(format!("{e}")),
+        }
+    }
+
     /// Creates the account and the containers on every replica (retried,
     /// bounded; before any fault).
     pub async fn setup(&self) -> anyhow::Result<()> {
@@ -158,18 +167,19 @@ impl Load {
                 "http://127.0.0.1:{aport}/{dev}/{}/{ACCOUNT}",
                 self.account_part
             );
-            let mut ok = false;
+            let mut last = Err(String::new());
             for _ in 0..50 {
-                if self
-                    .send(self.client.put(&url).header("X-Timestamp", &ts))
-                    .await
-                {
-                    ok = true;
+                last = self
+                    .try_send(self.client.put(&url).header("X-Timestamp", &ts))
+                    .await;
+                if last.is_ok() {
                     break;
                 }
                 tokio::time::sleep(Duration::from_millis(100)).await;
             }
-            anyhow::ensure!(ok, "cannot create the account on node{}", i + 1);
+            if let Err(e) = last {
+                anyhow::bail!("cannot create the account on node{}: last PUT {e}", i + 1);
+            }
         }
         for t in &self.targets {
             let ts = self.next_ts();
@@ -181,7 +191,7 @@ impl Load {
                     "http://127.0.0.1:{cport}/{dev}/{}/{ACCOUNT}/{}",
                     t.part, t.container
                 );
-                let mut ok = false;
+                let mut last = Err(String::new());
                 for _ in 0..50 {
                     let req = self
                         .client
@@ -190,13 +200,19 @@ impl Load {
                         .header("X-Account-Host", format!("127.0.0.1:{aport}"))
                         .header("X-Account-Partition", self.account_part.to_string())
                         .header("X-Account-Device", adev.as_str());
-                    if self.send(req).await {
-                        ok = true;
+                    last = self.try_send(req).await;
+                    if last.is_ok() {
                         break;
                     }
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
-                anyhow::ensure!(ok, "cannot create {} on node{}", t.container, i + 1);
+                if let Err(e) = last {
+                    anyhow::bail!(
+                        "cannot create {} on node{}: last PUT {e}",
+                        t.container,
+                        i + 1
+                    );
+                }
             }
         }
         Ok(())

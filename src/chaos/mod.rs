@@ -13,11 +13,18 @@
 //! on every replica with its newest value, identical replicas, intact DB
 //! files, no panic; and convergence within a bounded time. A failing run
 //! prints its seed and schedule, which reproduce it.
+//!
+//! With a Swift node (`--swift-node`), one node runs Swift 2.38's servers
+//! and replicators (Python, [`swift`]) instead of rowsync's: faults hit it
+//! as any other node (except the slow disk, which needs fail points; its
+//! corrupt DBs are header-corrupted, see [`schedule`]), whole DBs travel by
+//! rsync, and the same oracle reads its DB files.
 
 pub mod cluster;
 pub mod load;
 pub mod oracle;
 pub mod proxy;
+pub mod swift;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -50,6 +57,35 @@ pub struct Options {
     pub dir: Option<PathBuf>,
     /// Keep every run's directory (failed runs' are always kept).
     pub keep: bool,
+    /// Run one node as a real Swift 2.38 node.
+    pub swift: Option<SwiftOptions>,
+}
+
+/// Which node of a run is the Swift node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SwiftPick {
+    /// This node (0-based).
+    Node(usize),
+    /// Node `seed mod nodes` (0-based) of each run.
+    FromSeed,
+}
+
+/// A Swift node: which one, and the venv whose Python runs Swift 2.38.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SwiftOptions {
+    pub venv: PathBuf,
+    pub node: SwiftPick,
+}
+
+impl Options {
+    /// The Swift node (0-based) of the run with `seed`, if any.
+    pub fn swift_node(&self, seed: u64) -> Option<usize> {
+        let n = self.nodes.max(1);
+        self.swift.as_ref().map(|s| match s.node {
+            SwiftPick::Node(k) => k.min(n - 1),
+            SwiftPick::FromSeed => (seed % n as u64) as usize,
+        })
+    }
 }
 
 impl Default for Options {
@@ -65,6 +101,7 @@ impl Default for Options {
             converge_timeout: 90.0,
             dir: None,
             keep: false,
+            swift: None,
         }
     }
 }
@@ -135,10 +172,20 @@ impl std::fmt::Display for Event {
     }
 }
 
-/// The faults of the run with `seed` (the same seed, the same schedule).
+/// The faults of the run with `seed` (the same seed and options, the same
+/// schedule). The run's Swift node, if any, gets no slow disk (Swift has
+/// no fail points; a kill -9 of its server instead, as in builds without
+/// them) and only header corruption: Swift runs no integrity check, so a
+/// page corrupted at rest that no read touches would never be noticed by
+/// Swift (and the oracle's integrity_check would report it), whereas a
+/// broken header fails every open, which Swift answers by quarantining the
+/// DB so its peers restore it. The random draws are the same either way:
+/// a run with a Swift node has the faults, times and targets of the same
+/// seed without one, but for these substitutions.
 pub fn schedule(seed: u64, opts: &Options, failpoints: bool) -> Vec<Event> {
     let mut rng = StdRng::seed_from_u64(seed ^ 0x5eed_c4a0_5000_0000);
     let n = opts.nodes;
+    let swift = opts.swift_node(seed);
     let count = rng.gen_range(3..=6);
     let mut events = Vec::new();
     for _ in 0..count {
@@ -164,13 +211,17 @@ pub fn schedule(seed: u64, opts: &Options, failpoints: bool) -> Vec<Event> {
             }
             60..=67 => Fault::Isolate { node },
             68..=79 => Fault::FullDisk { node },
-            80..=87 if failpoints => Fault::SlowDisk { node },
+            80..=87 if failpoints && swift != Some(node) => Fault::SlowDisk { node },
             80..=87 => Fault::KillServer { node, kind },
-            _ => Fault::CorruptDb {
-                node,
-                target: rng.gen_range(0..opts.containers.max(1)),
-                header: rng.gen_bool(0.5),
-            },
+            _ => {
+                let target = rng.gen_range(0..opts.containers.max(1));
+                let header = rng.gen_bool(0.5) || swift == Some(node);
+                Fault::CorruptDb {
+                    node,
+                    target,
+                    header,
+                }
+            }
         };
         events.push(Event { at, lasts, fault });
     }
@@ -189,6 +240,8 @@ pub struct RunReport {
     pub converged_after: Option<f64>,
     pub problems: Vec<String>,
     pub dir: PathBuf,
+    /// The node (0-based) that ran Swift, if any.
+    pub swift_node: Option<usize>,
 }
 
 impl RunReport {
@@ -210,8 +263,12 @@ impl RunReport {
             ),
             None => "NOT converged".into(),
         };
+        let swift = match self.swift_node {
+            Some(i) => format!(" swift=node{}", i + 1),
+            None => String::new(),
+        };
         format!(
-            "{} seed={} writes={} acked={} faults=[{}] {conv}",
+            "{} seed={}{swift} writes={} acked={} faults=[{}] {conv}",
             if self.passed() { "PASS" } else { "FAIL" },
             self.seed,
             self.writes,
@@ -225,6 +282,27 @@ impl RunReport {
 pub fn run(opts: &Options, mut report: impl FnMut(&RunReport)) -> anyhow::Result<Vec<RunReport>> {
     anyhow::ensure!(opts.nodes >= 3, "--nodes must be at least 3");
     anyhow::ensure!(opts.duration > 0.0, "--duration must be positive");
+    if let Some(SwiftOptions {
+        node: SwiftPick::Node(k),
+        ..
+    }) = &opts.swift
+    {
+        anyhow::ensure!(
+            *k < opts.nodes,
+            "--swift-node {} names no node (the run has {})",
+            k + 1,
+            opts.nodes
+        );
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let swift_env = match &opts.swift {
+        Some(s) => Some(rt.block_on(swift::probe(&s.venv))?),
+        None => None,
+    };
     let root = match &opts.dir {
         Some(d) => d.clone(),
         None => tempfile::Builder::new()
@@ -233,11 +311,6 @@ pub fn run(opts: &Options, mut report: impl FnMut(&RunReport)) -> anyhow::Result
             .context("creating a temporary directory")?
             .keep(),
     };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .context("starting the async runtime")?;
     let mut out = Vec::new();
     for k in 0..opts.runs {
         let seed = opts.seed.wrapping_add(k);
@@ -245,7 +318,8 @@ pub fn run(opts: &Options, mut report: impl FnMut(&RunReport)) -> anyhow::Result
         if dir.exists() {
             std::fs::remove_dir_all(&dir).with_context(|| format!("removing {}", dir.display()))?;
         }
-        let r = rt.block_on(run_one(seed, opts, dir.clone()))?;
+        let swift = opts.swift_node(seed).zip(swift_env.clone());
+        let r = rt.block_on(run_one(seed, opts, dir.clone(), swift))?;
         report(&r);
         if r.passed() && !opts.keep {
             let _ = std::fs::remove_dir_all(&dir);
@@ -350,6 +424,8 @@ fn corrupt(
         .hash
         .hash_path(load::ACCOUNT, Some(&format!("c{target}")), None)?;
     let n = &cl.nodes[node];
+    // The Swift node's DBs: the header only (see `schedule`).
+    let header = header || n.swift;
     let db = crate::db::files::db_path(&n.devices.join(&n.device), "containers", part, &hash);
     let Ok(meta) = std::fs::metadata(&db) else {
         return Ok(()); // no replica here (yet): nothing to corrupt
@@ -370,8 +446,13 @@ fn corrupt(
     Ok(())
 }
 
-async fn run_one(seed: u64, opts: &Options, dir: PathBuf) -> anyhow::Result<RunReport> {
-    let mut cl = Cluster::create(&dir, opts.nodes, opts.interval).await?;
+async fn run_one(
+    seed: u64,
+    opts: &Options,
+    dir: PathBuf,
+    swift: Option<(usize, swift::SwiftEnv)>,
+) -> anyhow::Result<RunReport> {
+    let mut cl = Cluster::create(&dir, opts.nodes, opts.interval, swift).await?;
     let events = schedule(seed, opts, cl.failpoints);
     let mut rng = StdRng::seed_from_u64(seed);
     let result = drive(&mut cl, opts, &events, seed, &mut rng).await;
@@ -401,6 +482,7 @@ async fn run_one(seed: u64, opts: &Options, dir: PathBuf) -> anyhow::Result<RunR
         converged_after,
         problems,
         dir,
+        swift_node: cl.swift_node(),
     })
 }
 

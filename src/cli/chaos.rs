@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use clap::Args;
 
-use crate::chaos::{self, Options};
+use crate::chaos::{self, Options, SwiftOptions, SwiftPick};
 
 /// The long `--help` text.
 pub const LONG_ABOUT: &str =
@@ -23,12 +23,31 @@ pub const LONG_ABOUT: &str =
      file passes PRAGMA integrity_check, no process panicked, and replicas\n\
      converge within --converge-timeout. One line per run; a failing run prints\n\
      its seed, its schedule and its problems, and keeps its directory (logs, DBs).\n\
-     The same seed draws the same schedule. Exit status 1 if any run failed.";
+     The same seed draws the same schedule. Exit status 1 if any run failed.\n\
+     \n\
+     --swift-node K makes node K a real Swift 2.38 node: Swift's container and\n\
+     account servers and replicators (Python, from the venv --swift-venv names;\n\
+     `bash interop/run.sh` creates interop/.venv) run there instead of rowsync's,\n\
+     on the same devices, ring copy and proxied links, each process logging to\n\
+     its own file as rowsync's do. Swift ships whole DBs with rsync, so such a\n\
+     run also starts an rsync daemon on a free loopback port (a module per node;\n\
+     each pair of nodes reaches it through a proxy of its own, so partitions cut\n\
+     transfers too) and every replicator, rowsync's too, uses db_transfer = rsync\n\
+     (runs without a Swift node use db_transfer = http). Faults hit the Swift node\n\
+     as any other (kill -9 of its Python processes, partitions, a full disk as\n\
+     fallocate_reserve = 100% and a restart) except the slow disk, which needs\n\
+     fail points (a kill -9 instead), and its DB corruption is always of the\n\
+     SQLite header: Swift runs no integrity check, so it would never notice a\n\
+     corrupt page that no read touches, but fails every open of a broken header\n\
+     and quarantines the DB. --swift-node seed picks node (SEED mod N) + 1 in each\n\
+     run. The oracle is the same. Without a venv that imports Swift 2.38, or\n\
+     without rsync, the command fails before any run.";
 
 #[derive(Debug, Args)]
 #[command(after_help = "Examples:\n  \
     rowsync chaos --seed 1 --runs 20\n  \
-    rowsync chaos --seed 4242 --runs 1 --keep --dir /tmp/chaos   # re-run one seed, keep its files")]
+    rowsync chaos --seed 4242 --runs 1 --keep --dir /tmp/chaos   # re-run one seed, keep its files\n  \
+    rowsync chaos --seed 1 --runs 5 --duration 5 --swift-node seed   # one Swift 2.38 node per run")]
 pub struct ChaosArgs {
     /// First seed; run k uses SEED + k.
     #[arg(long, default_value_t = 1)]
@@ -54,6 +73,23 @@ pub struct ChaosArgs {
     /// Keep every run's directory (a failed run's is always kept).
     #[arg(long)]
     pub keep: bool,
+    /// Node K (1..=N) runs Swift 2.38's servers and replicators instead of
+    /// rowsync's; `seed`: node (SEED mod N) + 1 of each run.
+    #[arg(long, value_name = "K|seed", value_parser = parse_swift_node)]
+    pub swift_node: Option<SwiftPick>,
+    /// The Python venv with swift==2.38.* for --swift-node.
+    #[arg(long, value_name = "DIR", default_value = "interop/.venv")]
+    pub swift_venv: PathBuf,
+}
+
+fn parse_swift_node(s: &str) -> Result<SwiftPick, String> {
+    if s.eq_ignore_ascii_case("seed") {
+        return Ok(SwiftPick::FromSeed);
+    }
+    match s.parse::<usize>() {
+        Ok(k) if k >= 1 => Ok(SwiftPick::Node(k - 1)),
+        _ => Err(format!("{s:?}: a node number (1 is the first) or `seed`")),
+    }
 }
 
 pub fn run(args: ChaosArgs) -> anyhow::Result<()> {
@@ -74,9 +110,14 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<()> {
         converge_timeout: args.converge_timeout,
         dir: args.dir,
         keep: args.keep,
+        swift: args.swift_node.map(|node| SwiftOptions {
+            venv: args.swift_venv.clone(),
+            node,
+        }),
         ..Options::default()
     };
     let interval = opts.interval;
+    let swift = opts.swift.is_some();
     let reports = chaos::run(&opts, |r| {
         let mut text = r.line(interval);
         if !r.passed() {
@@ -102,7 +143,7 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<()> {
         .filter_map(|r| r.converged_after)
         .fold(0.0, f64::max);
     super::print_stdout(&format!(
-        "{} runs: {} passed, {} failed; slowest convergence {:.1} s; fail points {}\n",
+        "{} runs: {} passed, {} failed; slowest convergence {:.1} s; fail points {}{}\n",
         reports.len(),
         reports.len() - failed,
         failed,
@@ -111,6 +152,11 @@ pub fn run(args: ChaosArgs) -> anyhow::Result<()> {
             "on (ENOSPC and slow-disk injection)"
         } else {
             "off (full disk as a 507 reserve; no slow disk)"
+        },
+        if swift {
+            "; a Swift 2.38 node per run (whole DBs by rsync)"
+        } else {
+            ""
         }
     ))?;
     if failed > 0 {
