@@ -615,6 +615,9 @@ impl Cluster {
     /// Stops every process and the rsync daemon (SIGTERM to each process
     /// group, bounded wait, then SIGKILL to the group).
     pub async fn stop_all(&mut self) {
+        for p in self.proxies.values() {
+            p.stop();
+        }
         let mut procs: Vec<Proc> = self.procs.drain().map(|(_, p)| p).collect();
         if let Some(p) = self.rsyncd.as_mut().and_then(|r| r.proc.take()) {
             procs.push(p);

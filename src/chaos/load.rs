@@ -116,7 +116,7 @@ impl Load {
             client: reqwest::Client::builder()
                 .no_proxy()
                 .timeout(Duration::from_secs(3))
-                .pool_max_idle_per_host(0)
+                .pool_idle_timeout(Duration::from_secs(5))
                 .build()?,
             last_ts: AtomicI64::new(0),
             records: Mutex::new(Vec::new()),

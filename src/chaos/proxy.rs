@@ -39,11 +39,14 @@ pub struct Proxy {
     /// Bumped on every mode change: connections opened under an older
     /// generation close when the mode is not `Pass`.
     generation: Arc<AtomicU64>,
+    /// The accept loop (and so the listening socket), stopped by
+    /// [`Proxy::stop`].
+    accept: Arc<std::sync::Mutex<Option<tokio::task::AbortHandle>>>,
 }
 
 impl Proxy {
-    /// Binds 127.0.0.1:0 and forwards to `127.0.0.1:target` until the
-    /// runtime stops.
+    /// Binds 127.0.0.1:0 and forwards to `127.0.0.1:target` until
+    /// [`Proxy::stop`].
     pub async fn start(target: u16) -> std::io::Result<Proxy> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let port = listener.local_addr()?.port();
@@ -51,9 +54,10 @@ impl Proxy {
             port,
             mode: Arc::new(AtomicU8::new(Mode::Pass as u8)),
             generation: Arc::new(AtomicU64::new(0)),
+            accept: Arc::new(std::sync::Mutex::new(None)),
         };
         let p = proxy.clone();
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             loop {
                 let Ok((client, _)) = listener.accept().await else {
                     tokio::time::sleep(Duration::from_millis(20)).await;
@@ -63,7 +67,21 @@ impl Proxy {
                 tokio::spawn(async move { p.serve(client, target).await });
             }
         });
+        if let Ok(mut g) = proxy.accept.lock() {
+            *g = Some(task.abort_handle());
+        }
         Ok(proxy)
+    }
+
+    /// Stops accepting (closing the listening socket) and breaks the open
+    /// connections.
+    pub fn stop(&self) {
+        self.set(Mode::Refuse);
+        if let Ok(mut g) = self.accept.lock() {
+            if let Some(h) = g.take() {
+                h.abort();
+            }
+        }
     }
 
     pub fn mode(&self) -> Mode {

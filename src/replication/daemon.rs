@@ -165,6 +165,31 @@ impl PeerListings {
     }
 }
 
+/// DBs walked (and stamped) per trip to the blocking thread.
+const WALK_BATCH: usize = 256;
+
+/// A partition's primaries and their digest (computed once per pass).
+struct Placement {
+    part: u32,
+    nodes: Vec<Device>,
+    digest: u64,
+}
+
+impl Placement {
+    fn of(ring: &Ring, part: u32) -> Placement {
+        let nodes: Vec<Device> = ring
+            .get_part_nodes(part)
+            .into_iter()
+            .map(|n| n.device)
+            .collect();
+        Placement {
+            part,
+            digest: pass_state::placement_digest(&nodes),
+            nodes,
+        }
+    }
+}
+
 /// The row type used for ops that carry no rows.
 type K0 = crate::swift::merge::ObjectItem;
 
@@ -351,15 +376,36 @@ impl<K: ReplKind> Replicator<K> {
         let mut n: u64 = 0;
         let mut skipped: u64 = 0;
         let mut listings = PeerListings::default();
+        let mut places: HashMap<u32, Arc<Placement>> = HashMap::new();
+        let mut batch: std::collections::VecDeque<(String, PathBuf, u32, Option<Stamp>)> =
+            Default::default();
         loop {
-            let next = tokio::task::block_in_place(|| walker.next());
-            let Some((part, db_file, node_id)) = next else {
+            if batch.is_empty() {
+                // The walk and the files' stamps, a batch at a time on this
+                // blocking thread (no DB is opened).
+                tokio::task::block_in_place(|| {
+                    for _ in 0..WALK_BATCH {
+                        let Some((part, db_file, node_id)) = walker.next() else {
+                            break;
+                        };
+                        let stamp = pass_state::stamp(&db_file);
+                        batch.push_back((part, db_file, node_id, stamp));
+                    }
+                });
+            }
+            let Some((part, db_file, node_id, stamp)) = batch.pop_front() else {
                 break;
             };
             let visit = match (states.get(&node_id), hash_of(&db_file)) {
                 (Some(state), Some(hash)) => {
+                    let place = part.parse::<u32>().ok().map(|p| {
+                        places
+                            .entry(p)
+                            .or_insert_with(|| Arc::new(Placement::of(&ring, p)))
+                            .clone()
+                    });
                     let v = self
-                        .plan_visit(state, &ring, &part, &db_file, hash, node_id, &mut listings)
+                        .plan_visit(state, place, stamp, hash, node_id, &mut listings)
                         .await;
                     match v {
                         Some(v) => Some(v),
@@ -430,62 +476,47 @@ impl<K: ReplKind> Replicator<K> {
     /// stamp, placement and intervals say nothing changed since it was in
     /// sync with every peer, this device is a primary, and every peer is a
     /// rowsync node that still lists it), else the visit to make.
-    #[allow(clippy::too_many_arguments)]
     async fn plan_visit(
         &self,
         state: &Arc<Mutex<DeviceState>>,
-        ring: &Arc<Ring>,
-        part: &str,
-        db_file: &Path,
+        place: Option<Arc<Placement>>,
+        stamp: Option<Stamp>,
         hash: String,
         node_id: u32,
         listings: &mut PeerListings,
     ) -> Option<Visit> {
         let now = self.clock.now_secs();
-        let stamp = pass_state::stamp(db_file);
-        let part_no = part.parse::<u32>().ok();
-        let nodes: Vec<Device> = part_no
-            .map(|p| {
-                ring.get_part_nodes(p)
-                    .into_iter()
-                    .map(|n| n.device)
-                    .collect()
-            })
-            .unwrap_or_default();
-        let placement = pass_state::placement_digest(&nodes);
+        let placement = place.as_ref().map_or(0, |p| p.digest);
         let (unchanged, audit) = {
             let mut st = lock(state);
             st.seen(&hash);
-            (
-                self.conf.full_pass_interval > 0.0
-                    && st.unchanged(
-                        &hash,
-                        stamp,
-                        placement,
-                        now,
-                        self.conf.full_pass_interval,
-                        self.conf.integrity_check_interval,
-                    ),
-                st.audit_due(&hash, stamp, now, self.conf.integrity_check_interval),
-            )
+            let unchanged = self.conf.full_pass_interval > 0.0
+                && st.unchanged(
+                    &hash,
+                    stamp,
+                    placement,
+                    now,
+                    self.conf.full_pass_interval,
+                    self.conf.integrity_check_interval,
+                );
+            let audit =
+                !unchanged && st.audit_due(&hash, stamp, now, self.conf.integrity_check_interval);
+            (unchanged, audit)
         };
-        let primary = nodes.iter().any(|n| n.id == node_id);
-        if unchanged && primary {
-            if let Some(p) = part_no {
-                let timeout = Duration::from_secs_f64(self.conf.node_timeout.max(0.001));
-                let peers: Vec<&Device> = nodes.iter().filter(|n| n.id != node_id).collect();
-                if listings
-                    .all_hold(&self.client, &peers, p, &hash, timeout)
-                    .await
-                {
-                    if let Some(m) = &self.metrics_for_skips() {
-                        for peer in nodes.iter().filter(|n| n.id != node_id) {
-                            m.peer_lag(&node_name(peer), 0);
-                            m.peer_result(&node_name(peer), true);
-                        }
-                    }
-                    return None;
+        if let Some(place) = place.filter(|p| unchanged && p.nodes.iter().any(|n| n.id == node_id))
+        {
+            let timeout = Duration::from_secs_f64(self.conf.node_timeout.max(0.001));
+            let peers: Vec<&Device> = place.nodes.iter().filter(|n| n.id != node_id).collect();
+            if listings
+                .all_hold(&self.client, &peers, place.part, &hash, timeout)
+                .await
+            {
+                for peer in &peers {
+                    let name = node_name(peer);
+                    self.metrics.peer_lag(&name, 0);
+                    self.metrics.peer_result(&name, true);
                 }
+                return None;
             }
         }
         Some(Visit {
@@ -495,10 +526,6 @@ impl<K: ReplKind> Replicator<K> {
             placement,
             audit,
         })
-    }
-
-    fn metrics_for_skips(&self) -> Option<Arc<ReplicatorMetrics>> {
-        Some(self.metrics.clone())
     }
 
     fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob<K> {
