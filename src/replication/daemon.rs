@@ -117,7 +117,7 @@ impl PeerListings {
         if wanted.is_empty() {
             return;
         }
-        let op = ReplicateOp::<K0>::PartitionDbs;
+        let op = ReplicateOp::<K0>::PartitionDbs(None);
         let zero = "0".repeat(32);
         let answers = futures::future::join_all(
             wanted
@@ -142,6 +142,52 @@ impl PeerListings {
                 Err(_) => None,
             };
             self.lists.insert((name, part), list);
+        }
+    }
+
+    /// Fetches the listings of many partitions at once: for each peer,
+    /// the partitions it shares with us, a few thousand per request, all
+    /// peers concurrently.
+    async fn prefetch(
+        &mut self,
+        client: &ReplClient,
+        wanted: HashMap<String, (Device, Vec<u32>)>,
+        timeout: Duration,
+    ) {
+        let op_for = |parts: &[u32]| ReplicateOp::<K0>::PartitionDbs(Some(parts.to_vec()));
+        let zero = "0".repeat(32);
+        let mut calls = Vec::new();
+        for (name, (dev, parts)) in &wanted {
+            for chunk in parts.chunks(super::wire::MAX_LISTED_PARTITIONS) {
+                calls.push((name.clone(), dev.clone(), chunk.to_vec()));
+            }
+        }
+        let answers = futures::future::join_all(calls.iter().map(|(_, dev, chunk)| {
+            let op = op_for(chunk);
+            let zero = zero.clone();
+            async move {
+                let part = chunk.first().copied().unwrap_or(0);
+                client.replicate(dev, part, &zero, &op, timeout).await
+            }
+        }))
+        .await;
+        for ((name, _, chunk), answer) in calls.into_iter().zip(answers) {
+            match answer {
+                Ok(r) if r.is_success() => {
+                    let Ok(map) = serde_json::from_slice::<HashMap<String, Vec<String>>>(&r.body)
+                    else {
+                        continue;
+                    };
+                    for p in chunk {
+                        let list = map.get(&p.to_string()).map(|v| v.iter().cloned().collect());
+                        self.lists.insert((name.clone(), p), list);
+                    }
+                }
+                Ok(r) if (400..500).contains(&r.status) => {
+                    self.not_rowsync.insert(name);
+                }
+                _ => {}
+            }
         }
     }
 
@@ -302,6 +348,7 @@ impl<K: ReplKind> Replicator<K> {
         }
         let mut dirs: Vec<(PathBuf, u32, walk::PartitionFilter)> = Vec::new();
         let mut states: HashMap<u32, Arc<Mutex<DeviceState>>> = HashMap::new();
+        let mut prefetch_parts: Vec<(u32, Vec<u32>)> = Vec::new();
         let mut found_local = false;
         let reclaim_before = reclaim_before(self.clock.now(), self.conf.reclaim_age);
         for dev in ring.devs().iter().flatten() {
@@ -342,6 +389,22 @@ impl<K: ReplKind> Replicator<K> {
                 Arc::new(Mutex::new(DeviceState::load(&dev_path, K::DATADIR))),
             );
             if datadir.is_dir() {
+                // Partitions worth asking peers about: a device whose pass
+                // state knows DBs (a first pass skips nothing).
+                let known = states.get(&dev.id).is_some_and(|st| !lock(st).is_empty());
+                if known && self.conf.full_pass_interval > 0.0 {
+                    let parts: Vec<u32> = std::fs::read_dir(&datadir)
+                        .map(|rd| {
+                            rd.flatten()
+                                .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+                                .filter(|p| {
+                                    filter.partitions.as_ref().is_none_or(|ps| ps.contains(p))
+                                })
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    prefetch_parts.push((dev.id, parts));
+                }
                 let ring2 = ring.clone();
                 let dev_id = dev.id;
                 let handoffs_only = self.conf.handoffs_only;
@@ -377,6 +440,11 @@ impl<K: ReplKind> Replicator<K> {
         let mut skipped: u64 = 0;
         let mut listings = PeerListings::default();
         let mut places: HashMap<u32, Arc<Placement>> = HashMap::new();
+        if self.conf.full_pass_interval > 0.0 {
+            let wanted = self.listings_wanted(&ring, &states, &prefetch_parts, &mut places);
+            let timeout = Duration::from_secs_f64(self.conf.node_timeout.max(0.001));
+            listings.prefetch(&self.client, wanted, timeout).await;
+        }
         let mut batch: std::collections::VecDeque<(String, PathBuf, u32, Option<Stamp>)> =
             Default::default();
         loop {
@@ -526,6 +594,37 @@ impl<K: ReplKind> Replicator<K> {
             placement,
             audit,
         })
+    }
+
+    /// For each peer: the partitions (of those given per local device)
+    /// where the local device is a primary beside it.
+    fn listings_wanted(
+        &self,
+        ring: &Arc<Ring>,
+        _states: &HashMap<u32, Arc<Mutex<DeviceState>>>,
+        parts: &[(u32, Vec<u32>)],
+        places: &mut HashMap<u32, Arc<Placement>>,
+    ) -> HashMap<String, (Device, Vec<u32>)> {
+        let mut wanted: HashMap<String, (Device, Vec<u32>)> = HashMap::new();
+        for (dev_id, list) in parts {
+            for &p in list {
+                let place = places
+                    .entry(p)
+                    .or_insert_with(|| Arc::new(Placement::of(ring, p)))
+                    .clone();
+                if !place.nodes.iter().any(|n| n.id == *dev_id) {
+                    continue;
+                }
+                for peer in place.nodes.iter().filter(|n| n.id != *dev_id) {
+                    wanted
+                        .entry(node_name(peer))
+                        .or_insert_with(|| (peer.clone(), Vec::new()))
+                        .1
+                        .push(p);
+                }
+            }
+        }
+        wanted
     }
 
     fn clone_parts(&self, ring: Arc<Ring>, ctx: SenderCtx) -> DbJob<K> {

@@ -410,8 +410,17 @@ impl<K: ReplKind> ReplicatorRpc<K> {
         let Ok(part) = partition.parse::<u32>() else {
             return RpcResponse::text(400, format!("invalid partition {partition:?}"));
         };
-        if let ReplicateOp::PartitionDbs = op {
-            return self.partition_dbs(&dev_path, part);
+        if let ReplicateOp::PartitionDbs(parts) = op {
+            return match parts {
+                None => RpcResponse::json(200, &Value::from(self.partition_dbs(&dev_path, part))),
+                Some(parts) => {
+                    let mut m = serde_json::Map::new();
+                    for p in parts {
+                        m.insert(p.to_string(), Value::from(self.partition_dbs(&dev_path, p)));
+                    }
+                    RpcResponse::json(200, &Value::Object(m))
+                }
+            };
         }
         let hash_dir = files::hash_dir(&dev_path, K::DATADIR, part, hash);
         let lock = self.locks.get(hash);
@@ -494,14 +503,14 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             }
             ReplicateOp::CompleteRsync { .. }
             | ReplicateOp::RsyncThenMerge { .. }
-            | ReplicateOp::PartitionDbs => Ok(RpcResponse::text(400, "not a DB op")),
+            | ReplicateOp::PartitionDbs(_) => Ok(RpcResponse::text(400, "not a DB op")),
         }
     }
 
     /// `rowsync_partition_dbs`: the hashes of the DBs under
     /// `<device>/<datadir>/<part>/` (two directory levels listed; no DB
     /// opened), sorted.
-    fn partition_dbs(&self, dev_path: &Path, part: u32) -> RpcResponse {
+    fn partition_dbs(&self, dev_path: &Path, part: u32) -> Vec<String> {
         let part_dir = dev_path.join(K::DATADIR).join(part.to_string());
         let mut hashes: Vec<String> = Vec::new();
         let list = |dir: &Path| -> Vec<(String, PathBuf)> {
@@ -521,7 +530,7 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             }
         }
         hashes.sort();
-        RpcResponse::json(200, &Value::from(hashes))
+        hashes
     }
 
     /// Swift's `sync`: adopt a better policy index (kinds with one), merge

@@ -99,10 +99,15 @@ pub enum ReplicateOp<I = ObjectItem> {
         source: Option<String>,
     },
     /// rowsync between rowsync nodes only: the hashes of the DBs the
-    /// partition holds on the device (the path's hash is ignored). Swift
-    /// answers it 400, which tells a sender the peer is Swift.
-    PartitionDbs,
+    /// path's partition holds on the device (the path's hash is ignored),
+    /// or, with a list of partitions, `{"<part>": [hashes]}` for each (at
+    /// most [`MAX_LISTED_PARTITIONS`]). Swift answers it 4xx, which tells
+    /// a sender the peer is Swift.
+    PartitionDbs(Option<Vec<u32>>),
 }
+
+/// The most partitions one `rowsync_partition_dbs` may list.
+pub const MAX_LISTED_PARTITIONS: usize = 4096;
 
 /// Why a REPLICATE body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -237,7 +242,7 @@ impl<I: WireItem> ReplicateOp<I> {
             ReplicateOp::RsyncThenMerge { .. } => OpName::RsyncThenMerge,
             ReplicateOp::GetShardRanges => OpName::GetShardRanges,
             ReplicateOp::MergeShardRanges { .. } => OpName::MergeShardRanges,
-            ReplicateOp::PartitionDbs => OpName::PartitionDbs,
+            ReplicateOp::PartitionDbs(_) => OpName::PartitionDbs,
         }
     }
 
@@ -256,7 +261,7 @@ impl<I: WireItem> ReplicateOp<I> {
         // shard ranges) is taken out rather than cloned.
         let carries_list = matches!(
             list.first().and_then(Value::as_str),
-            Some("merge_items" | "merge_syncs" | "merge_shard_ranges")
+            Some("merge_items" | "merge_syncs" | "merge_shard_ranges" | "rowsync_partition_dbs")
         );
         let mut first = if carries_list {
             list.get_mut(1).map(Value::take)
@@ -349,8 +354,28 @@ impl<I: WireItem> ReplicateOp<I> {
                 Ok(ReplicateOp::GetShardRanges)
             }
             "rowsync_partition_dbs" => {
-                count("rowsync_partition_dbs", args, 0, 0, "0")?;
-                Ok(ReplicateOp::PartitionDbs)
+                const OP: &str = "rowsync_partition_dbs";
+                count(OP, args, 0, 1, "0 or 1")?;
+                let Some(v) = first.take() else {
+                    return Ok(ReplicateOp::PartitionDbs(None));
+                };
+                let parts: Vec<u32> = serde_json::from_value(v).map_err(|e| {
+                    arg_err(
+                        OP,
+                        1,
+                        "partitions",
+                        format!("is not a list of partitions: {e}"),
+                    )
+                })?;
+                if parts.len() > MAX_LISTED_PARTITIONS {
+                    return Err(arg_err(
+                        OP,
+                        1,
+                        "partitions",
+                        format!("lists more than {MAX_LISTED_PARTITIONS}"),
+                    ));
+                }
+                Ok(ReplicateOp::PartitionDbs(Some(parts)))
             }
             "merge_shard_ranges" => {
                 const OP: &str = "merge_shard_ranges";
@@ -415,7 +440,10 @@ impl<I: WireItem> ReplicateOp<I> {
                     list.push(b.clone().into());
                 }
             }
-            ReplicateOp::GetShardRanges | ReplicateOp::PartitionDbs => {}
+            ReplicateOp::GetShardRanges | ReplicateOp::PartitionDbs(None) => {}
+            ReplicateOp::PartitionDbs(Some(parts)) => {
+                list.push(Value::from(parts.clone()));
+            }
             ReplicateOp::MergeShardRanges { ranges, source } => {
                 list.push(serde_json::to_value(ranges).unwrap_or(Value::Null));
                 list.push(source.clone().map(Value::String).unwrap_or(Value::Null));
@@ -535,7 +563,8 @@ mod tests {
                 db_basename: None,
             },
             ReplicateOp::GetShardRanges,
-            ReplicateOp::PartitionDbs,
+            ReplicateOp::PartitionDbs(None),
+            ReplicateOp::PartitionDbs(Some(vec![3, 1, 4])),
         ];
         for op in ops {
             assert_eq!(ReplicateOp::<ObjectItem>::parse(&op.to_body()).unwrap(), op);
