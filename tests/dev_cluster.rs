@@ -300,13 +300,22 @@ fn sigterm_stops_every_child() {
         panic!("cluster did not come up:\n{seen}");
     }
     assert!(processes_mentioning(dir.to_str().unwrap()).len() >= 12);
-    // One command shows every server's and replicator's metrics.
-    let out = Command::new(env!("CARGO_BIN_EXE_rowsync"))
-        .args(["metrics", "--cluster", dir.to_str().unwrap()])
-        .output()
-        .unwrap();
-    let table = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(out.status.success(), "{table}");
+    // One command shows every server's and replicator's metrics (the
+    // replicators open their endpoints as they start: bounded retries).
+    let mut table = String::new();
+    for _ in 0..50 {
+        let out = Command::new(env!("CARGO_BIN_EXE_rowsync"))
+            .args(["metrics", "--cluster", dir.to_str().unwrap()])
+            .output()
+            .unwrap();
+        table = String::from_utf8_lossy(&out.stdout).into_owned();
+        assert!(out.status.success(), "{table}");
+        if !table.contains("unreachable") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(!table.contains("-0 "), "{table}");
     for label in ["node1 container", "node3 account"] {
         assert_eq!(
             table.lines().filter(|l| l.starts_with(label)).count(),

@@ -108,10 +108,12 @@ pub async fn scrape(client: &reqwest::Client, ep: &Endpoint) -> anyhow::Result<S
 }
 
 fn sum(s: &Samples, name: &str, filter: impl Fn(&BTreeMap<String, String>) -> bool) -> f64 {
+    // `+ 0.0`: an empty sum is -0.0, printed "-0".
     s.iter()
         .filter(|((n, l), _)| n == name && filter(l))
         .map(|(_, v)| v)
-        .sum()
+        .sum::<f64>()
+        + 0.0
 }
 
 /// The table `rowsync metrics` prints for the scrapes of `endpoints`.
