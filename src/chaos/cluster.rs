@@ -403,23 +403,7 @@ impl Cluster {
             .stderr(file)
             .kill_on_drop(true)
             .process_group(0);
-        #[cfg(target_os = "linux")]
-        {
-            let parent = std::process::id() as libc::pid_t;
-            // SAFETY: runs in the forked child before exec; prctl and
-            // getppid are async-signal-safe.
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    if libc::getppid() != parent {
-                        return Err(std::io::Error::other("parent already exited"));
-                    }
-                    Ok(())
-                });
-            }
-        }
+        crate::devcluster::procs::die_with_parent(&mut cmd, libc::SIGKILL);
         let child = cmd.spawn().with_context(|| format!("starting {what}"))?;
         if let Ok(mut f) = std::fs::OpenOptions::new().append(true).open(log) {
             use std::io::Write;

@@ -93,6 +93,31 @@ impl Signals {
     }
 }
 
+/// On Linux, the child gets `signal` when the thread that spawned it dies
+/// (`PR_SET_PDEATHSIG`), and is not started at all if the parent is
+/// already gone. Elsewhere, nothing.
+pub fn die_with_parent(cmd: &mut tokio::process::Command, signal: libc::c_int) {
+    #[cfg(target_os = "linux")]
+    {
+        let parent = std::process::id() as libc::pid_t;
+        // SAFETY: the closure runs in the forked child before exec and
+        // only calls async-signal-safe functions (prctl, getppid).
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::prctl(libc::PR_SET_PDEATHSIG, signal) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::getppid() != parent {
+                    return Err(std::io::Error::other("parent already exited"));
+                }
+                Ok(())
+            });
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (cmd, signal);
+}
+
 /// A running child.
 pub struct ChildProc {
     /// `node1-server`, `node1-replicator`, ...
@@ -147,23 +172,7 @@ impl ChildProc {
         if !color {
             cmd.env("NO_COLOR", "1");
         }
-        #[cfg(target_os = "linux")]
-        {
-            let parent = std::process::id() as libc::pid_t;
-            // SAFETY: the closure runs in the forked child before exec and
-            // only calls async-signal-safe functions (prctl, getppid).
-            unsafe {
-                cmd.pre_exec(move || {
-                    if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                    if libc::getppid() != parent {
-                        return Err(std::io::Error::other("parent already exited"));
-                    }
-                    Ok(())
-                });
-            }
-        }
+        die_with_parent(&mut cmd, libc::SIGTERM);
         let mut child = cmd
             .spawn()
             .with_context(|| format!("starting {name} ({})", exe.display()))?;
