@@ -45,6 +45,10 @@ pub enum BenchCommand {
         /// Scratch directory (a temporary one by default, removed after).
         #[arg(long)]
         dir: Option<PathBuf>,
+        /// Runs the pass with nothing changed this many times and reports
+        /// the fastest.
+        #[arg(long, default_value_t = 1)]
+        repeat: usize,
     },
     /// merge_items throughput against the plain-INSERT floor.
     ///
@@ -117,8 +121,10 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             dbs,
             only,
             dir,
+            repeat,
         } => {
             anyhow::ensure!(rows > 0, "--rows must be positive");
+            anyhow::ensure!((1..=10_000).contains(&repeat), "--repeat must be 1..=10000");
             let tmp;
             let dir = match dir {
                 Some(d) => d,
@@ -136,6 +142,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 rows,
                 dbs,
                 only.as_deref(),
+                repeat,
             ))?;
             println!(
                 "{:<45} {:>9} {:>9} {:>12}  path",
