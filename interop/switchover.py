@@ -843,6 +843,22 @@ class Switchover(object):
     AROW_KEYS = ('name', 'put_timestamp', 'delete_timestamp', 'object_count',
                  'bytes_used', 'deleted')
 
+    @staticmethod
+    def replica_differences(where, st, keys, want, missing_as):
+        """A replica's integrity check and rows (`keys` of each) against
+        the rows wanted."""
+        out = []
+        if st['integrity'] != [('ok',)]:
+            out.append('%s: integrity_check %s' % (where, st['integrity'][:3]))
+        got = [tuple(r.get(k) for k in keys) for r in st['rows']]
+        if got != want:
+            missing = sorted(set(want) - set(got))
+            extra = sorted(set(got) - set(want))
+            out.append('%s: %d rows, want %d; %s %s; unexpected %s' % (
+                where, len(got), len(want), missing_as, missing[:2],
+                extra[:2]))
+        return out
+
     def container_differences(self, c, nodes):
         out = []
         cont = self.containers[c]
@@ -855,16 +871,8 @@ class Switchover(object):
             if st is None:
                 out.append('%s: no DB' % where)
                 continue
-            if st['integrity'] != [('ok',)]:
-                out.append('%s: integrity_check %s' % (where,
-                                                       st['integrity'][:3]))
-            got = [tuple(r.get(k) for k in self.ROW_KEYS) for r in st['rows']]
-            if got != want:
-                missing = sorted(set(want) - set(got))
-                extra = sorted(set(got) - set(want))
-                out.append('%s: %d rows, want %d; missing or older %s; '
-                           'unexpected %s' % (where, len(got), len(want),
-                                              missing[:2], extra[:2]))
+            out.extend(self.replica_differences(where, st, self.ROW_KEYS,
+                                                want, 'missing or older'))
             info = st['info']
             exp = {'object_count': len(live),
                    'bytes_used': sum(r['size'] for r in live),
@@ -896,16 +904,8 @@ class Switchover(object):
             if st is None:
                 out.append('%s: no DB' % where)
                 continue
-            if st['integrity'] != [('ok',)]:
-                out.append('%s: integrity_check %s' % (where,
-                                                       st['integrity'][:3]))
-            got = [tuple(r.get(k) for k in self.AROW_KEYS) for r in st['rows']]
-            if got != want:
-                missing = sorted(set(want) - set(got))
-                extra = sorted(set(got) - set(want))
-                out.append('%s: %d rows, want %d; missing or other %s; '
-                           'unexpected %s' % (where, len(got), len(want),
-                                              missing[:2], extra[:2]))
+            out.extend(self.replica_differences(where, st, self.AROW_KEYS,
+                                                want, 'missing or other'))
             info = st['info']
             exp = {'container_count': len(live),
                    'object_count': sum(r['object_count'] for r in live),
