@@ -181,6 +181,8 @@ async fn replicator_counters_equal_the_pass_stats_and_lag_names_the_peer_behind(
         assert_eq!(stat(&m, k), v, "{k}");
     }
     assert_eq!(m["rowsync_replicator_passes_total"], 1.0);
+    // Every DB opened by the pass was let go.
+    assert_eq!(m["rowsync_open_dbs"], 0.0);
     assert_eq!(m["rowsync_replicator_pass_duration_seconds_count"], 1.0);
     let peers: Vec<String> = p[1..]
         .iter()

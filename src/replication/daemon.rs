@@ -97,8 +97,8 @@ struct PeerListings {
 }
 
 impl PeerListings {
-    /// Fetches, all at once, the listings of `part` from the `peers` not
-    /// asked yet this pass.
+    /// Fetches the listing of `part` from the `peers` not asked yet this
+    /// pass (all at once).
     async fn fetch(
         &mut self,
         client: &ReplClient,
@@ -106,42 +106,16 @@ impl PeerListings {
         part: u32,
         timeout: Duration,
     ) {
-        let wanted: Vec<&Device> = peers
+        let wanted: HashMap<String, (Device, Vec<u32>)> = peers
             .iter()
-            .copied()
-            .filter(|p| {
-                let name = node_name(p);
-                !self.not_rowsync.contains(&name) && !self.lists.contains_key(&(name, part))
+            .map(|p| (node_name(p), p))
+            .filter(|(name, _)| {
+                !self.not_rowsync.contains(name) && !self.lists.contains_key(&(name.clone(), part))
             })
+            .map(|(name, p)| (name, ((*p).clone(), vec![part])))
             .collect();
-        if wanted.is_empty() {
-            return;
-        }
-        let op = ReplicateOp::<K0>::PartitionDbs(None);
-        let zero = "0".repeat(32);
-        let answers = futures::future::join_all(
-            wanted
-                .iter()
-                .map(|peer| client.replicate(peer, part, &zero, &op, timeout)),
-        )
-        .await;
-        for (peer, answer) in wanted.into_iter().zip(answers) {
-            let name = node_name(peer);
-            let list = match answer {
-                Ok(r) if r.is_success() => serde_json::from_slice::<Vec<String>>(&r.body)
-                    .ok()
-                    .map(|v| v.into_iter().collect()),
-                Ok(r) => {
-                    // A Swift peer answers 400 or 404 (no DB under the
-                    // zero hash): not asked again this pass.
-                    if (400..500).contains(&r.status) {
-                        self.not_rowsync.insert(name.clone());
-                    }
-                    None
-                }
-                Err(_) => None,
-            };
-            self.lists.insert((name, part), list);
+        if !wanted.is_empty() {
+            self.prefetch(client, wanted, timeout).await;
         }
     }
 
@@ -184,9 +158,16 @@ impl PeerListings {
                     }
                 }
                 Ok(r) if (400..500).contains(&r.status) => {
+                    // A Swift peer answers 400 or 404 (no DB under the
+                    // zero hash): not asked again this pass.
                     self.not_rowsync.insert(name);
                 }
-                _ => {}
+                // No answer: not asked again for these partitions.
+                _ => {
+                    for p in chunk {
+                        self.lists.insert((name.clone(), p), None);
+                    }
+                }
             }
         }
     }
@@ -208,6 +189,26 @@ impl PeerListings {
                 .and_then(|l| l.as_ref())
                 .is_some_and(|l| l.contains(hash))
         })
+    }
+}
+
+/// One DB in `rowsync_open_dbs` for as long as this lives.
+struct OpenDb(Option<Arc<ReplicatorMetrics>>);
+
+impl OpenDb {
+    fn new(metrics: Option<Arc<ReplicatorMetrics>>) -> OpenDb {
+        if let Some(m) = &metrics {
+            m.db_opened(1);
+        }
+        OpenDb(metrics)
+    }
+}
+
+impl Drop for OpenDb {
+    fn drop(&mut self) {
+        if let Some(m) = &self.0 {
+            m.db_opened(-1);
+        }
     }
 }
 
@@ -721,6 +722,9 @@ impl<K: ReplKind> DbJob<K> {
         node_id: u32,
         visit: Option<Visit>,
     ) -> DbOutcome {
+        // Counted in `rowsync_open_dbs` while being replicated (also when
+        // the pass is dropped in mid-DB).
+        let _open = OpenDb::new(self.ctx.metrics.clone());
         let outcome = self
             .replicate_db_inner(partition, db_file, node_id, visit.as_ref())
             .await;

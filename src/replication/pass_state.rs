@@ -138,10 +138,6 @@ impl DeviceState {
         self.entries.is_empty()
     }
 
-    pub fn get(&self, hash: &str) -> Option<&Entry> {
-        self.entries.get(hash)
-    }
-
     /// Marks a DB as present in this pass.
     pub fn seen(&mut self, hash: &str) {
         if !self.seen.contains(hash) {

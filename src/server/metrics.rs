@@ -181,15 +181,8 @@ impl ServerMetrics {
     /// One answered request: `<METHOD>.timing` (or `.errors.timing` for a
     /// 5xx) to statsd, and the Prometheus request counters.
     pub fn request(&self, method: &str, status: u16, start: Instant) {
-        if let Some(s) = &self.statsd {
-            if self.timed_method(method) {
-                let name = if (500..600).contains(&status) {
-                    format!("{method}.errors.timing")
-                } else {
-                    format!("{method}.timing")
-                };
-                s.timing_since_rate(&name, start, self.statsd_rate(method));
-            }
+        if self.timed_method(method) {
+            self.timing(method, status, start, self.statsd_rate(method));
         }
         if let Some(p) = &self.prom {
             let method = if self.timed_method(method) || method == "OPTIONS" {
@@ -212,13 +205,19 @@ impl ServerMetrics {
     /// A timed step inside a method, as Swift's decorated helpers
     /// (`PUT_object`, `PUT_container`, `PUT_shard`, `GET_object`) send it.
     pub fn step(&self, name: &str, status: u16, start: Instant) {
+        self.timing(name, status, start, None);
+    }
+
+    /// Swift's `timing_stats`: `<name>.timing`, or `<name>.errors.timing`
+    /// when the answer is a 5xx (the server's fault).
+    fn timing(&self, name: &str, status: u16, start: Instant, rate: Option<f64>) {
         if let Some(s) = &self.statsd {
-            let name = if (500..600).contains(&status) {
+            let metric = if (500..600).contains(&status) {
                 format!("{name}.errors.timing")
             } else {
                 format!("{name}.timing")
             };
-            s.timing_since_rate(&name, start, None);
+            s.timing_since_rate(&metric, start, rate);
         }
     }
 
