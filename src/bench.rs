@@ -234,6 +234,15 @@ impl BenchCluster {
     /// Creates `account/container` on node `i` (at its ring partition) and
     /// returns the broker; also the index of the other primary.
     fn create(&self, i: usize, container: &str) -> anyhow::Result<ContainerBroker> {
+        self.create_at(i, container, Timestamp::now())
+    }
+
+    fn create_at(
+        &self,
+        i: usize,
+        container: &str,
+        created: Timestamp,
+    ) -> anyhow::Result<ContainerBroker> {
         let hc = Self::hash_conf();
         let part = self.ring.get_part(&hc, "bench", Some(container), None)?;
         let hash = hc.hash_path("bench", Some(container), None)?;
@@ -243,7 +252,7 @@ impl BenchCluster {
             &path,
             "bench",
             container,
-            Some(Timestamp::now()),
+            Some(created),
             0,
         )?)
     }
@@ -259,6 +268,48 @@ impl BenchCluster {
             part,
             &hash,
         ))?)
+    }
+
+    /// Small DBs `small-<k>` (five rows each, the same on both nodes),
+    /// created on two threads.
+    fn create_small_dbs(&self, ks: impl Iterator<Item = usize>, base: i64) -> anyhow::Result<()> {
+        let ks: Vec<usize> = ks.collect();
+        let created = Timestamp::from_raw(base, 0)?;
+        std::thread::scope(|scope| {
+            let workers: Vec<_> = ks
+                .chunks(ks.len().div_ceil(2).max(1))
+                .map(|part| {
+                    scope.spawn(move || -> anyhow::Result<()> {
+                        for &k in part {
+                            let name = format!("small-{k:06}");
+                            let rows = synthetic_rows(k * 5, 5, base, NamePattern::Sequential);
+                            for node in 0..2 {
+                                let b = self.create_at(node, &name, created)?;
+                                fill(&b, &rows)?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .collect();
+            for w in workers {
+                w.join()
+                    .map_err(|_| anyhow::anyhow!("a DB-creating thread panicked"))??;
+            }
+            Ok(())
+        })
+    }
+
+    /// One new row in each of the small DBs `ks` on node 0.
+    fn add_rows(&self, ks: &[usize], base: i64) -> anyhow::Result<()> {
+        for &k in ks {
+            let b = self.open(0, &format!("small-{k:06}"))?;
+            let mut row =
+                synthetic_rows(10_000_000 + k, 1, base + 1_000_000, NamePattern::Sequential);
+            row[0].rowid = None;
+            b.merge_items(row, None)?;
+        }
+        Ok(())
     }
 
     fn stop(self) {
@@ -331,8 +382,9 @@ pub async fn replication_bench(
             &remote,
             &synthetic_rows(rows, rows, base, NamePattern::Sequential),
         )?;
+        reset_peak_rss();
         let (m, s) = timed_pass(&cluster, &usync_conf, "usync (merge_items batches)", rows).await?;
-        out.push((m, path(&s)));
+        out.push((m, format!("{} {}", path(&s), rss_note())));
         cluster.stop();
     }
     // rsync_then_merge: the peer has 5% as many rows.
@@ -349,6 +401,7 @@ pub async fn replication_bench(
             &remote,
             &synthetic_rows(rows, rows / 20, base, NamePattern::Sequential),
         )?;
+        reset_peak_rss();
         let (m, s) = timed_pass(
             &cluster,
             &usync_conf,
@@ -356,7 +409,7 @@ pub async fn replication_bench(
             rows,
         )
         .await?;
-        out.push((m, path(&s)));
+        out.push((m, format!("{} {}", path(&s), rss_note())));
         cluster.stop();
     }
     // A missing replica: the whole DB is shipped.
@@ -368,6 +421,7 @@ pub async fn replication_bench(
             &local,
             &synthetic_rows(0, rows, base, NamePattern::Sequential),
         )?;
+        reset_peak_rss();
         let (m, s) = timed_pass(
             &cluster,
             &usync_conf,
@@ -375,7 +429,7 @@ pub async fn replication_bench(
             rows,
         )
         .await?;
-        out.push((m, path(&s)));
+        out.push((m, format!("{} {}", path(&s), rss_note())));
         let _ = cluster.open(1, "ship")?;
         cluster.stop();
     }
@@ -383,22 +437,18 @@ pub async fn replication_bench(
     if want("many") {
         let root = dir.join("many");
         let cluster = BenchCluster::start(&root).await?;
-        for k in 0..dbs {
-            let name = format!("small-{k:05}");
-            let rows = synthetic_rows(k * 5, 5, base, NamePattern::Sequential);
-            fill(&cluster.create(0, &name)?, &rows)?;
-            fill(&cluster.create(1, &name)?, &rows)?;
-        }
+        cluster.create_small_dbs(0..dbs, base)?;
         // A first pass records the sync points; the second is measured.
+        reset_peak_rss();
         let _ = timed_pass(&cluster, "", "warm-up", 0).await?;
-        let (mut m, s) =
-            timed_pass(&cluster, "", "one pass over small in-sync DBs (DBs)", dbs).await?;
-        m.name = "pass over in-sync DBs (rows = DBs)".into();
-        out.push((m, path(&s)));
+        // Every DB visited, as Swift does (`full_pass_interval = 0`).
+        let (mut m, s) = timed_pass(&cluster, "full_pass_interval = 0", "every DB", dbs).await?;
+        m.name = "pass over in-sync DBs, each visited".into();
+        out.push((m, format!("{} {}", path(&s), rss_note())));
         // With nothing changed since, a pass skips them without opening
-        // them (after one more visit that settles the pass state: the
-        // first passes merged the peers' DB timestamps).
+        // them (after one more pass that settles the pass state).
         let _ = timed_pass(&cluster, "", "settle", 0).await?;
+        reset_peak_rss();
         let (mut m, s) = timed_pass(&cluster, "", "unchanged", dbs).await?;
         for _ in 1..repeat {
             let (again, _) = timed_pass(&cluster, "", "unchanged", dbs).await?;
@@ -407,10 +457,54 @@ pub async fn replication_bench(
             }
         }
         m.name = "pass with nothing changed (skips)".into();
-        out.push((m, format!("{} skipped={}", path(&s), s.skipped)));
+        out.push((
+            m,
+            format!("{} skipped={} {}", path(&s), s.skipped, rss_note()),
+        ));
+        // 1% of the DBs gain a row on the sending node.
+        let changed: Vec<usize> = (0..dbs).step_by(100).collect();
+        cluster.add_rows(&changed, base)?;
+        reset_peak_rss();
+        let (mut m, s) = timed_pass(&cluster, "", "1% changed", changed.len()).await?;
+        m.name = format!("pass with 1% changed ({} of {dbs} DBs)", changed.len());
+        out.push((
+            m,
+            format!("{} skipped={} {}", path(&s), s.skipped, rss_note()),
+        ));
         cluster.stop();
+        // The same changed DBs alone (a cluster holding only them).
+        let root = dir.join("many-alone");
+        let alone = BenchCluster::start(&root).await?;
+        alone.create_small_dbs(changed.iter().copied(), base)?;
+        for _ in 0..3 {
+            let _ = timed_pass(&alone, "", "warm-up", 0).await?;
+        }
+        alone.add_rows(&changed, base)?;
+        let (mut m, s) = timed_pass(&alone, "", "alone", changed.len()).await?;
+        m.name = format!("pass over those {} DBs alone", changed.len());
+        out.push((m, path(&s)));
+        alone.stop();
     }
     Ok(out)
+}
+
+/// Resets this process's peak RSS (Linux `clear_refs`), so the next
+/// [`rss_note`] covers what follows.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
+}
+
+/// This process's peak RSS since the last reset (the replicator and, in
+/// these in-process benchmarks, both servers).
+fn rss_note() -> String {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        })
+        .map_or_else(String::new, |kb| format!("peak_rss={}MB", kb / 1024))
 }
 
 /// Result of the container-server load test.

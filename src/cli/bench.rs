@@ -30,10 +30,13 @@ pub enum BenchCommand {
         dir: Option<PathBuf>,
     },
     /// Replication throughput on a two-node loopback cluster: usync,
-    /// rsync_then_merge and a whole-DB ship of --rows rows, and one pass over
-    /// --dbs small in-sync DBs.
+    /// rsync_then_merge and a whole-DB ship of --rows rows; over --dbs small
+    /// in-sync DBs a pass visiting each, a pass with nothing changed, one
+    /// with 1% of them changed, and a pass over those 1% alone. Each line
+    /// ends with the process's peak RSS during that step (replicator and
+    /// both servers).
     ///
-    /// Example: rowsync bench replication --rows 100000 --dbs 2000
+    /// Example: rowsync bench replication --rows 1000000 --dbs 100000
     Replication {
         #[arg(long, default_value_t = 100_000)]
         rows: usize,

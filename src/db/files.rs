@@ -44,6 +44,12 @@ pub fn db_files(dir: &Path, hash: &str) -> Vec<PathBuf> {
     names.into_iter().map(|n| dir.join(n)).collect()
 }
 
+/// Whether `dir` holds a DB file of `hash`: one `stat` of the legacy
+/// name, a listing only when that is absent (epoch-named DBs).
+pub fn has_db(dir: &Path, hash: &str) -> bool {
+    dir.join(format!("{hash}.db")).is_file() || !db_files(dir, hash).is_empty()
+}
+
 /// The hash dir of a DB in `datadir` on a device.
 pub fn hash_dir(device_path: &Path, datadir: &str, partition: u32, hash: &str) -> PathBuf {
     let suffix = &hash[hash.len().saturating_sub(3)..];

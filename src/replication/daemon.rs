@@ -212,8 +212,13 @@ impl Drop for OpenDb {
     }
 }
 
-/// DBs walked (and stamped) per trip to the blocking thread.
+/// DBs walked (and stamped) per batch sent by the walking thread.
 const WALK_BATCH: usize = 256;
+/// Batches the walk may run ahead of the visits.
+const WALK_AHEAD: usize = 64;
+
+/// A walked DB: partition, file, local device id, stamp.
+type Walked = (String, PathBuf, u32, Option<Stamp>);
 
 /// A partition's primaries and their digest (computed once per pass).
 struct Placement {
@@ -436,7 +441,29 @@ impl<K: ReplKind> Replicator<K> {
         let rate = self.conf.databases_per_second;
         let pass_start = Instant::now();
         let walk_seed = lock(&self.rng).gen::<u64>();
-        let mut walker = walk::roundrobin_datadirs(dirs, walk_seed);
+        // The walk and the files' stamps run ahead on a blocking thread (no
+        // DB is opened there), overlapping the peers' listings and the
+        // visits; the thread ends with the walk or when the pass is dropped.
+        let (walked_tx, mut walked) = tokio::sync::mpsc::channel::<Vec<Walked>>(WALK_AHEAD);
+        let walk_states = states.clone();
+        let walk = tokio::task::spawn_blocking(move || {
+            let mut walker = walk::roundrobin_datadirs(dirs, walk_seed);
+            loop {
+                let mut batch = Vec::with_capacity(WALK_BATCH);
+                for (part, db_file, node_id) in walker.by_ref().take(WALK_BATCH) {
+                    let known = walk_states
+                        .get(&node_id)
+                        .zip(hash_of(&db_file))
+                        .and_then(|(state, hash)| lock(state).in_sync(&hash).copied());
+                    let stamp = pass_state::stamp(&db_file, known.as_ref());
+                    batch.push((part, db_file, node_id, stamp));
+                }
+                let last = batch.len() < WALK_BATCH;
+                if batch.is_empty() || walked_tx.blocking_send(batch).is_err() || last {
+                    break;
+                }
+            }
+        });
         let mut n: u64 = 0;
         let mut skipped: u64 = 0;
         let mut listings = PeerListings::default();
@@ -446,21 +473,13 @@ impl<K: ReplKind> Replicator<K> {
             let timeout = Duration::from_secs_f64(self.conf.node_timeout.max(0.001));
             listings.prefetch(&self.client, wanted, timeout).await;
         }
-        let mut batch: std::collections::VecDeque<(String, PathBuf, u32, Option<Stamp>)> =
-            Default::default();
+        let mut batch: std::collections::VecDeque<Walked> = Default::default();
         loop {
             if batch.is_empty() {
-                // The walk and the files' stamps, a batch at a time on this
-                // blocking thread (no DB is opened).
-                tokio::task::block_in_place(|| {
-                    for _ in 0..WALK_BATCH {
-                        let Some((part, db_file, node_id)) = walker.next() else {
-                            break;
-                        };
-                        let stamp = pass_state::stamp(&db_file);
-                        batch.push_back((part, db_file, node_id, stamp));
-                    }
-                });
+                match walked.recv().await {
+                    Some(b) => batch.extend(b),
+                    None => break,
+                }
             }
             let Some((part, db_file, node_id, stamp)) = batch.pop_front() else {
                 break;
@@ -512,6 +531,10 @@ impl<K: ReplKind> Replicator<K> {
             if let Err(e) = r {
                 tracing::error!("ERROR replication task failed: {e}");
             }
+        }
+        drop(walked);
+        if let Err(e) = walk.await {
+            tracing::error!("ERROR the walk failed: {e}");
         }
         let complete =
             filter.devices.is_none() && filter.partitions.is_none() && !self.conf.handoffs_only;
@@ -580,6 +603,7 @@ impl<K: ReplKind> Replicator<K> {
                 .all_hold(&self.client, &peers, place.part, &hash, timeout)
                 .await
             {
+                lock(state).settle(&hash, stamp);
                 for peer in &peers {
                     let name = node_name(peer);
                     self.metrics.peer_lag(&name, 0);

@@ -29,32 +29,66 @@ use crate::db::files;
 pub struct Stamp {
     pub size: u64,
     pub mtime_ns: i128,
-    /// SQLite's file change counter (header bytes 24..28).
-    pub counter: u32,
+    /// The file's inode (a replaced file is another DB, whatever its times).
+    #[serde(default)]
+    pub ino: u64,
+    /// SQLite's file change counter (header bytes 24..28); `None` in a
+    /// stamp of a settled file (see [`SETTLE`]), which is compared by its
+    /// inode, size and mtime alone.
+    pub counter: Option<u32>,
+}
+
+/// A file not modified for this long is settled: any later write moves its
+/// mtime past the recorded one (file times are at most a clock tick
+/// coarse), so the change counter need not be read to see it. Within it, two
+/// writes may share an mtime and the counter tells them apart.
+pub const SETTLE: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Stamp {
+    /// Was the file settled when this stamp was taken, or is it now?
+    pub fn settled(&self) -> bool {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i128);
+        now - self.mtime_ns > SETTLE.as_nanos() as i128
+    }
+
+    fn same_file(&self, other: &Stamp) -> bool {
+        self.size == other.size && self.mtime_ns == other.mtime_ns && self.ino == other.ino
+    }
 }
 
 /// The stamp of `db_file`, if its pending file is empty (a DB with
-/// pending rows is never "unchanged").
-pub fn stamp(db_file: &Path) -> Option<Stamp> {
+/// pending rows is never "unchanged"). Two `stat`s; the DB is opened for
+/// its change counter only when the file is not settled, or when `known`
+/// (the stamp it is to be compared with) holds a counter.
+pub fn stamp(db_file: &Path, known: Option<&Stamp>) -> Option<Stamp> {
+    use std::os::unix::fs::MetadataExt;
     let pending = files::pending_path(db_file);
     if std::fs::metadata(&pending).is_ok_and(|m| m.len() > 0) {
         return None;
     }
-    let mut f = std::fs::File::open(db_file).ok()?;
-    let meta = f.metadata().ok()?;
-    let mut header = [0u8; 28];
-    f.read_exact(&mut header).ok()?;
-    let mtime_ns = meta
-        .modified()
-        .ok()?
-        .duration_since(std::time::UNIX_EPOCH)
-        .ok()?
-        .as_nanos() as i128;
-    Some(Stamp {
+    let meta = std::fs::metadata(db_file).ok()?;
+    let mut s = Stamp {
         size: meta.len(),
-        mtime_ns,
-        counter: u32::from_be_bytes([header[24], header[25], header[26], header[27]]),
-    })
+        mtime_ns: meta.mtime() as i128 * 1_000_000_000 + meta.mtime_nsec() as i128,
+        ino: meta.ino(),
+        counter: None,
+    };
+    let compare_counter = known.is_some_and(|k| k.counter.is_some() && k.same_file(&s));
+    if !s.settled() || compare_counter {
+        let mut f = std::fs::File::open(db_file).ok()?;
+        let mut header = [0u8; 28];
+        f.read_exact(&mut header).ok()?;
+        // Replaced between the stat and the open: not the file stamped.
+        if f.metadata().ok()?.ino() != s.ino {
+            return None;
+        }
+        s.counter = Some(u32::from_be_bytes([
+            header[24], header[25], header[26], header[27],
+        ]));
+    }
+    Some(s)
 }
 
 /// One DB's entry.
@@ -184,6 +218,30 @@ impl DeviceState {
         }
     }
 
+    /// The DB's stamp when last in sync with every peer (what a fresh
+    /// stamp is compared with).
+    pub fn in_sync(&self, hash: &str) -> Option<&Stamp> {
+        self.entries.get(hash).and_then(|e| e.in_sync.as_ref())
+    }
+
+    /// After a skip: a recorded stamp with a change counter whose file has
+    /// since settled (and still matched, counter included) drops the
+    /// counter, so later passes compare it without opening the file.
+    pub fn settle(&mut self, hash: &str, fresh: Option<Stamp>) {
+        let Some(fresh) = fresh.filter(|f| f.counter.is_some() && f.settled()) else {
+            return;
+        };
+        if let Some(e) = self.entries.get_mut(hash) {
+            if e.in_sync == Some(fresh) {
+                e.in_sync = Some(Stamp {
+                    counter: None,
+                    ..fresh
+                });
+                self.dirty = true;
+            }
+        }
+    }
+
     /// Records a visit: `in_sync` is the stamp taken before the visit if
     /// every peer is now in sync, else `None`.
     pub fn visited(
@@ -287,7 +345,8 @@ mod tests {
         Stamp {
             size: 4096,
             mtime_ns: 1,
-            counter: c,
+            ino: 5,
+            counter: Some(c),
         }
     }
 
@@ -353,7 +412,8 @@ mod tests {
         let h = "0123456789abcdef0123456789abcabc";
         let path = dir.path().join(format!("sda/containers/0/abc/{h}/{h}.db"));
         let b = crate::db::ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
-        let s1 = stamp(&path).unwrap();
+        let s1 = stamp(&path, None).unwrap();
+        assert!(s1.counter.is_some(), "a fresh file's counter is read");
         b.merge_items(
             vec![crate::swift::merge::ObjectItem::new(
                 "o",
@@ -365,7 +425,7 @@ mod tests {
             None,
         )
         .unwrap();
-        let s2 = stamp(&path).unwrap();
+        let s2 = stamp(&path, Some(&s1)).unwrap();
         assert_ne!(s1.counter, s2.counter);
         b.put_item(&crate::swift::merge::ObjectItem::new(
             "p",
@@ -375,6 +435,47 @@ mod tests {
             "e",
         ))
         .unwrap();
-        assert_eq!(stamp(&path), None, "pending rows");
+        assert_eq!(stamp(&path, Some(&s2)), None, "pending rows");
+    }
+
+    #[test]
+    fn settled_files_are_compared_without_their_counter() {
+        let dir = tempfile::tempdir().unwrap();
+        let h = "0123456789abcdef0123456789abcabc";
+        let path = dir.path().join(format!("sda/containers/0/abc/{h}/{h}.db"));
+        let b = crate::db::ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
+        let f = std::fs::File::options().write(true).open(&path).unwrap();
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(60);
+        f.set_modified(old).unwrap();
+        let recent = stamp(&path, None).unwrap();
+        assert!(recent.settled());
+        assert_eq!(recent.counter, None, "a settled file is not opened");
+        // A recorded stamp with a counter is compared with one.
+        let with_counter = Stamp {
+            counter: Some(7),
+            ..recent
+        };
+        let fresh = stamp(&path, Some(&with_counter)).unwrap();
+        assert!(fresh.counter.is_some());
+        // settle() drops the counter of a matching recorded stamp.
+        let mut s = DeviceState::load(dir.path(), "containers");
+        s.visited(h, Some(fresh), 7, 100.0, true);
+        s.settle(h, Some(fresh));
+        assert_eq!(s.in_sync(h).and_then(|x| x.counter), None);
+        assert!(s.unchanged(h, stamp(&path, s.in_sync(h)), 7, 110.0, 3600.0, 86400.0));
+        // Any write moves the mtime past a settled stamp's.
+        b.merge_items(
+            vec![crate::swift::merge::ObjectItem::new(
+                "o",
+                "0000000002.00000",
+                1,
+                "t",
+                "e",
+            )],
+            None,
+        )
+        .unwrap();
+        let after = stamp(&path, s.in_sync(h)).unwrap();
+        assert!(!s.unchanged(h, Some(after), 7, 110.0, 3600.0, 86400.0));
     }
 }

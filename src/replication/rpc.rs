@@ -513,10 +513,12 @@ impl<K: ReplKind> ReplicatorRpc<K> {
     fn partition_dbs(&self, dev_path: &Path, part: u32) -> Vec<String> {
         let part_dir = dev_path.join(K::DATADIR).join(part.to_string());
         let mut hashes: Vec<String> = Vec::new();
+        // Directories only (d_type from the listing; no stat per entry).
         let list = |dir: &Path| -> Vec<(String, PathBuf)> {
             std::fs::read_dir(dir)
                 .map(|rd| {
                     rd.flatten()
+                        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir() || t.is_symlink()))
                         .filter_map(|e| Some((e.file_name().into_string().ok()?, e.path())))
                         .collect()
                 })
@@ -524,7 +526,7 @@ impl<K: ReplKind> ReplicatorRpc<K> {
         };
         for (_, suffix_dir) in list(&part_dir) {
             for (hash, hash_dir) in list(&suffix_dir) {
-                if files::is_db_hash(&hash) && !db_files(&hash_dir, &hash).is_empty() {
+                if files::is_db_hash(&hash) && files::has_db(&hash_dir, &hash) {
                     hashes.push(hash);
                 }
             }

@@ -107,9 +107,9 @@ struct DatadirWalker<T> {
     partitions: Option<std::vec::IntoIter<String>>,
     partition: String,
     part_dir: PathBuf,
-    suffixes: std::vec::IntoIter<OsString>,
+    suffixes: std::vec::IntoIter<Listed>,
     suffix_dir: PathBuf,
-    hashes: std::vec::IntoIter<OsString>,
+    hashes: std::vec::IntoIter<Listed>,
 }
 
 impl<T: Clone> DatadirWalker<T> {
@@ -132,7 +132,7 @@ impl<T: Clone> DatadirWalker<T> {
         let mut parts: Vec<String> = match list_dir(&self.datadir) {
             Ok(names) => names
                 .into_iter()
-                .filter_map(|n| n.into_string().ok())
+                .filter_map(|n| n.name.into_string().ok())
                 .filter(|n| looks_like_partition(n) && (self.filter)(n))
                 .collect(),
             Err(e) => {
@@ -146,7 +146,7 @@ impl<T: Clone> DatadirWalker<T> {
 
     /// Lists `dir` for the walk; an empty dir is removed. `None` when there
     /// is nothing to walk in it.
-    fn list_or_rmdir(dir: &Path) -> Option<Vec<OsString>> {
+    fn list_or_rmdir(dir: &Path) -> Option<Vec<Listed>> {
         match list_dir(dir) {
             Ok(names) if names.is_empty() => {
                 if let Err(e) = std::fs::remove_dir(dir) {
@@ -164,9 +164,10 @@ impl<T: Clone> DatadirWalker<T> {
 
     /// The DB of one hash dir, or `None` (after trying to remove the hash
     /// dir if it holds no DB).
-    fn visit_hash(&self, name: &OsStr) -> Option<PathBuf> {
+    fn visit_hash(&self, entry: &Listed) -> Option<PathBuf> {
+        let name: &OsStr = &entry.name;
         let hash_dir = self.suffix_dir.join(name);
-        if !is_dir(&hash_dir) {
+        if !entry.is_dir(&hash_dir) {
             return None;
         }
         let mut db_name = name.to_os_string();
@@ -204,8 +205,8 @@ impl<T: Clone> Iterator for DatadirWalker<T> {
                 }
             }
             if let Some(suffix) = self.suffixes.next() {
-                let suffix_dir = self.part_dir.join(suffix);
-                if !is_dir(&suffix_dir) {
+                let suffix_dir = self.part_dir.join(&suffix.name);
+                if !suffix.is_dir(&suffix_dir) {
                     continue;
                 }
                 if let Some(hashes) = Self::list_or_rmdir(&suffix_dir) {
@@ -228,9 +229,37 @@ impl<T: Clone> Iterator for DatadirWalker<T> {
     }
 }
 
-fn list_dir(dir: &Path) -> io::Result<Vec<OsString>> {
+/// A directory entry as listed: its name and, when the listing tells
+/// (`d_type`, no extra syscall), whether it is a directory.
+struct Listed {
+    name: OsString,
+    dir: Option<bool>,
+}
+
+impl Listed {
+    /// Whether the entry at `path` is a directory (following symlinks, as
+    /// `os.path.isdir`); a `stat` only when the listing did not tell.
+    fn is_dir(&self, path: &Path) -> bool {
+        self.dir.unwrap_or_else(|| is_dir(path))
+    }
+}
+
+fn list_dir(dir: &Path) -> io::Result<Vec<Listed>> {
     std::fs::read_dir(dir)?
-        .map(|e| e.map(|e| e.file_name()))
+        .map(|e| {
+            e.map(|e| {
+                // A symlink (or an unknown type) is resolved with a stat.
+                let dir = e
+                    .file_type()
+                    .ok()
+                    .filter(|t| !t.is_symlink())
+                    .map(|t| t.is_dir());
+                Listed {
+                    name: e.file_name(),
+                    dir,
+                }
+            })
+        })
         .collect()
 }
 
