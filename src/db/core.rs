@@ -714,6 +714,24 @@ impl<K: DbKind> Broker<K> {
         delete_timestamp: &str,
     ) -> Result<()> {
         let tx = Tx::immediate(&self.conn).map_err(|e| self.err(e))?;
+        // Nothing to raise or lower: no write (the file stays unchanged,
+        // so its stamp does too).
+        let unchanged: i64 = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT MIN(?1, created_at) IS created_at
+                        AND MAX(?2, put_timestamp) IS put_timestamp
+                        AND MAX(?3, delete_timestamp) IS delete_timestamp FROM {}",
+                    K::STAT_TABLE
+                ),
+                params![created_at, put_timestamp, delete_timestamp],
+                |r| col_int(r, 0),
+            )
+            .map_err(|e| self.err(e))?;
+        if unchanged == 1 {
+            return Ok(());
+        }
         let old = K::is_deleted_now(self)?;
         self.conn
             .execute(

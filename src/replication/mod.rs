@@ -18,6 +18,7 @@ pub mod sender;
 pub mod ship_record;
 pub mod stats;
 pub mod statsd;
+pub mod sync_cache;
 pub mod walk;
 pub mod wire;
 

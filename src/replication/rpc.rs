@@ -24,6 +24,7 @@ use std::sync::{Arc, Mutex};
 use serde_json::Value;
 
 use super::policy::{incorrect_policy_index, PolicyInfo};
+use super::sync_cache::SyncCache;
 use super::wire::{OpName, ReplicateOp, SyncArgs, WireItem};
 use crate::db::files::{self, db_files, is_db_filename_for, is_plain_name};
 use crate::db::lock::lock_dir;
@@ -189,6 +190,8 @@ impl DbLocks {
 pub struct RpcCounters {
     ops: [AtomicU64; OpName::ALL.len()],
     pub items_received: AtomicU64,
+    /// `sync` ops answered from the [`SyncCache`].
+    pub cached_syncs: AtomicU64,
 }
 
 impl RpcCounters {
@@ -222,6 +225,7 @@ impl RpcCounters {
             "items_received",
             self.items_received.load(Ordering::Relaxed),
         ));
+        v.push(("cached_syncs", self.cached_syncs.load(Ordering::Relaxed)));
         v
     }
 }
@@ -306,6 +310,8 @@ pub struct ReplicatorRpc<K: DbKind> {
     pub locks: DbLocks,
     pub counters: Arc<RpcCounters>,
     pub brokers: BrokerCache<K>,
+    /// `sync` answers of DBs unchanged since (see [`SyncCache`]).
+    pub syncs: Arc<SyncCache<K::Info>>,
 }
 
 impl<K: DbKind> Clone for ReplicatorRpc<K> {
@@ -317,6 +323,7 @@ impl<K: DbKind> Clone for ReplicatorRpc<K> {
             locks: self.locks.clone(),
             counters: self.counters.clone(),
             brokers: self.brokers.clone(),
+            syncs: self.syncs.clone(),
         }
     }
 }
@@ -364,6 +371,7 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             locks: DbLocks::default(),
             counters: Arc::new(RpcCounters::default()),
             brokers: BrokerCache::default(),
+            syncs: Arc::default(),
         }
     }
 
@@ -457,6 +465,13 @@ impl<K: ReplKind> ReplicatorRpc<K> {
                 let Some(db_file) = db_files(&hash_dir, hash).pop() else {
                     return RpcResponse::empty(404);
                 };
+                if let ReplicateOp::Sync(args) = &op {
+                    if let Some(info) = self.syncs.answer(&db_file, args) {
+                        self.counters.cached_syncs.fetch_add(1, Ordering::Relaxed);
+                        let v = serde_json::to_value(&info).unwrap_or_default();
+                        return RpcResponse::json(200, &v);
+                    }
+                }
                 let broker = match self.brokers.take(&db_file) {
                     Some(b) => b,
                     None => match Broker::<K>::open(&db_file) {
@@ -464,7 +479,7 @@ impl<K: ReplKind> ReplicatorRpc<K> {
                         Err(e) => return map_db_error(e, &db_file),
                     },
                 };
-                match self.db_op(&broker, op) {
+                match self.db_op(&broker, &db_file, op) {
                     Ok(r) => {
                         self.brokers.put(db_file, broker);
                         r
@@ -478,9 +493,14 @@ impl<K: ReplKind> ReplicatorRpc<K> {
         }
     }
 
-    fn db_op(&self, broker: &Broker<K>, op: ReplicateOp<K::Item>) -> Result<RpcResponse, DbError> {
+    fn db_op(
+        &self,
+        broker: &Broker<K>,
+        db_file: &Path,
+        op: ReplicateOp<K::Item>,
+    ) -> Result<RpcResponse, DbError> {
         match op {
-            ReplicateOp::Sync(args) => self.sync(broker, args),
+            ReplicateOp::Sync(args) => self.sync(broker, db_file, args),
             ReplicateOp::MergeItems { items, source } => {
                 broker.merge_items(items, source.as_deref())?;
                 Ok(RpcResponse::empty(202))
@@ -538,7 +558,14 @@ impl<K: ReplKind> ReplicatorRpc<K> {
     /// Swift's `sync`: adopt a better policy index (kinds with one), merge
     /// metadata and DB timestamps, answer our info with our incoming point
     /// for the caller.
-    fn sync(&self, broker: &Broker<K>, args: SyncArgs) -> Result<RpcResponse, DbError> {
+    /// The answer is recorded in the [`SyncCache`] when nothing was written.
+    fn sync(
+        &self,
+        broker: &Broker<K>,
+        db_file: &Path,
+        args: SyncArgs,
+    ) -> Result<RpcResponse, DbError> {
+        let before = self.syncs.stamp(db_file);
         let mut info = broker.get_replication_info()?;
         if let (Some((sca, count, spi)), Some(ours)) = (&args.policy, PolicyInfo::of(&info)) {
             let remote = PolicyInfo {
@@ -584,6 +611,8 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             point = args.max_row;
         }
         info.set_point(Some(point));
+        let after = self.syncs.stamp(db_file);
+        self.syncs.record(db_file, before, after, &args, &info);
         let v = serde_json::to_value(&info).unwrap_or_default();
         Ok(RpcResponse::json(200, &v))
     }

@@ -61,6 +61,7 @@ struct Prom {
     ops: Family<OpStatus, Counter>,
     op_duration: Family<OpLabel, Histogram>,
     rows_received: Counter,
+    cached_syncs: Counter,
     open_dbs: Gauge,
     auth_refused: Family<ReasonLabel, Counter>,
 }
@@ -100,6 +101,12 @@ impl Prom {
             "Rows received through merge_items",
             rows_received.clone(),
         );
+        let cached_syncs = Counter::default();
+        registry.register(
+            "replicate_syncs_cached",
+            "sync ops answered from the file's stamp, without opening the DB",
+            cached_syncs.clone(),
+        );
         let open_dbs = Gauge::default();
         registry.register(
             "open_dbs",
@@ -119,6 +126,7 @@ impl Prom {
             ops,
             op_duration,
             rows_received,
+            cached_syncs,
             open_dbs,
             auth_refused,
         }
@@ -250,13 +258,16 @@ impl ServerMetrics {
     /// The exposition text (`None` when Prometheus is off).
     pub fn render(&self, rpc: &KindRpc) -> Option<String> {
         let p = self.prom.as_ref()?;
-        let received = rpc
-            .counters()
-            .items_received
-            .load(std::sync::atomic::Ordering::Relaxed);
-        let seen = p.rows_received.get();
-        if received > seen {
-            p.rows_received.inc_by(received - seen);
+        let counters = rpc.counters();
+        for (total, counter) in [
+            (&counters.items_received, &p.rows_received),
+            (&counters.cached_syncs, &p.cached_syncs),
+        ] {
+            let total = total.load(std::sync::atomic::Ordering::Relaxed);
+            let seen = counter.get();
+            if total > seen {
+                counter.inc_by(total - seen);
+            }
         }
         p.open_dbs.set(rpc.open_dbs() as i64);
         render_registry(&p.registry)

@@ -1,0 +1,189 @@
+//! The receiver's answers to `sync` for DBs that have not changed since
+//! an earlier answer: given by the file's stamp (see
+//! [`super::pass_state::stamp`]: two `stat`s, the 28-byte header at most)
+//! instead of opening the DB and reading its info and sync table.
+//!
+//! An entry holds, for one DB file and one stamp, the DB's replication
+//! info, the incoming sync points of the callers it answered, and the
+//! argument sets (metadata, DB timestamps, policy) found to change nothing.
+//! It is recorded only when a `sync` wrote nothing (the stamp before and
+//! after are equal); any write to the file, a replaced file or pending rows
+//! change the stamp, and the entry is not used again. A cached answer is
+//! given only when the `sync` would write nothing: its side-effect
+//! arguments are ones found to change nothing under this stamp, and it
+//! would not raise the caller's sync point.
+
+use std::collections::HashMap;
+use std::hash::{Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use super::pass_state::{self, Stamp};
+use super::wire::SyncArgs;
+use crate::db::DbInfo;
+
+/// DB files remembered at most (the oldest insertions go first).
+const CAPACITY: usize = 16_384;
+/// Argument sets remembered per entry.
+const NOOP_ARGS: usize = 8;
+
+#[derive(Debug)]
+struct Entry<I> {
+    stamp: Stamp,
+    info: I,
+    points: HashMap<String, i64>,
+    noop_args: Vec<u64>,
+}
+
+/// Cached `sync` answers of one kind of DB.
+#[derive(Debug)]
+pub struct SyncCache<I> {
+    inner: Mutex<Inner<I>>,
+}
+
+#[derive(Debug)]
+struct Inner<I> {
+    entries: HashMap<PathBuf, Entry<I>>,
+    order: std::collections::VecDeque<PathBuf>,
+}
+
+impl<I> Default for SyncCache<I> {
+    fn default() -> Self {
+        SyncCache {
+            inner: Mutex::new(Inner {
+                entries: HashMap::new(),
+                order: Default::default(),
+            }),
+        }
+    }
+}
+
+/// A digest of the arguments whose effect (a write or none) depends only
+/// on the DB's state: metadata, DB timestamps, policy.
+fn side_effect_digest(args: &SyncArgs) -> u64 {
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    args.metadata.hash(&mut h);
+    args.created_at.hash(&mut h);
+    args.put_timestamp.hash(&mut h);
+    args.delete_timestamp.hash(&mut h);
+    args.policy.hash(&mut h);
+    h.finish()
+}
+
+impl<I: DbInfo> SyncCache<I> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<I>> {
+        match self.inner.lock() {
+            Ok(g) => g,
+            Err(p) => p.into_inner(),
+        }
+    }
+
+    /// The stamp of `db_file` now, compared with its entry's.
+    pub fn stamp(&self, db_file: &Path) -> Option<Stamp> {
+        let known = self.lock().entries.get(db_file).map(|e| e.stamp);
+        pass_state::stamp(db_file, known.as_ref())
+    }
+
+    /// The answer (info with the caller's point) if the file is unchanged
+    /// since a recorded answer and this `sync` would write nothing.
+    pub fn answer(&self, db_file: &Path, args: &SyncArgs) -> Option<I> {
+        let stamp = self.stamp(db_file)?;
+        let g = self.lock();
+        let e = g.entries.get(db_file)?;
+        if e.stamp != stamp || !e.noop_args.contains(&side_effect_digest(args)) {
+            return None;
+        }
+        let point = *e.points.get(&args.id)?;
+        if args.hash == e.info.hash() && point < args.max_row {
+            return None;
+        }
+        let mut info = e.info.clone();
+        info.set_point(Some(point));
+        Some(info)
+    }
+
+    /// Records an answer given by the DB itself: `before` and `after` are
+    /// the file's stamps around the `sync`; unequal (it wrote), nothing is
+    /// kept.
+    pub fn record(
+        &self,
+        db_file: &Path,
+        before: Option<Stamp>,
+        after: Option<Stamp>,
+        args: &SyncArgs,
+        answer: &I,
+    ) {
+        let mut g = self.lock();
+        let (Some(before), Some(after)) = (before, after) else {
+            g.entries.remove(db_file);
+            return;
+        };
+        if before != after {
+            g.entries.remove(db_file);
+            return;
+        }
+        let Some(point) = answer.point() else {
+            return;
+        };
+        let mut info = answer.clone();
+        info.set_point(None);
+        let digest = side_effect_digest(args);
+        let fresh = match g.entries.get_mut(db_file) {
+            Some(e) if e.stamp == after => {
+                e.points.insert(args.id.clone(), point);
+                if !e.noop_args.contains(&digest) {
+                    if e.noop_args.len() >= NOOP_ARGS {
+                        e.noop_args.remove(0);
+                    }
+                    e.noop_args.push(digest);
+                }
+                e.info = info;
+                false
+            }
+            Some(e) => {
+                *e = Entry {
+                    stamp: after,
+                    info,
+                    points: HashMap::from([(args.id.clone(), point)]),
+                    noop_args: vec![digest],
+                };
+                false
+            }
+            None => {
+                g.entries.insert(
+                    db_file.to_path_buf(),
+                    Entry {
+                        stamp: after,
+                        info,
+                        points: HashMap::from([(args.id.clone(), point)]),
+                        noop_args: vec![digest],
+                    },
+                );
+                true
+            }
+        };
+        if fresh {
+            g.order.push_back(db_file.to_path_buf());
+            while g.entries.len() > CAPACITY {
+                let Some(old) = g.order.pop_front() else {
+                    break;
+                };
+                g.entries.remove(&old);
+            }
+            // Paths whose entries were removed otherwise linger in `order`.
+            if g.order.len() > 2 * CAPACITY {
+                let Inner { entries, order } = &mut *g;
+                order.retain(|p| entries.contains_key(p));
+            }
+        }
+    }
+
+    /// DB files with an entry.
+    pub fn len(&self) -> usize {
+        self.lock().entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
