@@ -4,6 +4,9 @@
 use std::path::Path;
 use std::time::Instant;
 
+mod writes;
+pub use writes::{writes_bench, Phase, WritesReport};
+
 use crate::db::{ContainerBroker, Result};
 use crate::swift::merge::ObjectItem;
 use crate::swift::Timestamp;
@@ -259,6 +262,13 @@ impl BenchCluster {
 
     fn open(&self, i: usize, container: &str) -> anyhow::Result<ContainerBroker> {
         Ok(ContainerBroker::open(self.db_file(i, container)?)?)
+    }
+
+    /// The ring partition of `bench/<container>`.
+    fn part_of(&self, container: &str) -> anyhow::Result<u32> {
+        Ok(self
+            .ring
+            .get_part(&Self::hash_conf(), "bench", Some(container), None)?)
     }
 
     /// The DB file of `bench/<container>` on node `i`.

@@ -690,3 +690,32 @@ async fn handoff_db_that_gains_rows_during_the_pass_is_kept() {
     }
     let _ = stop_proxy.send(());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rowsync_peers_get_bigger_batches_within_swifts_row_budget() {
+    let cluster = Cluster::start(2, 2, 3).await;
+    let p = primaries(&cluster);
+    let (l, r) = (p[0], p[1]);
+    let local = cluster.create_db(l, A, C);
+    let remote = cluster.create_db(r, A, C);
+    local.merge_items(objs(0..300, 0, "t"), None).unwrap();
+    // As many rows of its own: every row of ours goes as merge_items.
+    remote.merge_items(objs(1000..1300, 0, "t"), None).unwrap();
+    // per_diff 10 x max_diffs 20: 200 rows a pass (Swift's budget), in
+    // batches of up to 100 rows (ten times per_diff) to a rowsync peer.
+    let conf = "per_diff = 10\nmax_diffs = 20";
+    let s = pass(&cluster, l, conf).await;
+    assert_eq!((s.diff, s.diff_capped), (1, 1), "{s:?}");
+    assert_eq!(cluster.nodes[r].ops("merge_items"), 2, "two batches");
+    assert_eq!(cluster.nodes[r].items_received(), 200);
+    let s = pass(&cluster, l, conf).await;
+    assert_eq!((s.diff, s.diff_capped), (1, 0), "{s:?}");
+    assert_eq!(cluster.nodes[r].ops("merge_items"), 3);
+    assert_eq!(cluster.nodes[r].items_received(), 300);
+    let local_id = local.get_info().unwrap().id;
+    assert_eq!(remote.get_sync(&local_id, true).unwrap(), 300);
+    let names = |b: &rowsync::db::ContainerBroker| -> std::collections::BTreeSet<String> {
+        all_rows(b).into_iter().map(|r| r.0).collect()
+    };
+    assert!(names(&local).is_subset(&names(&remote)));
+}

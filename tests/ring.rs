@@ -441,7 +441,7 @@ fn replicator_conf_defaults_and_overrides() {
     assert!(!r.rsync_compress && !r.handoffs_only);
     assert_eq!(r.handoff_delete, 0);
     assert_eq!(r.recon_cache_path, Path::new("/var/cache/swift"));
-    assert_eq!(r.db_transfer, DbTransfer::Rsync);
+    assert_eq!(r.db_transfer, DbTransfer::Auto);
     assert!(r.warnings.is_empty());
 
     let text = "\

@@ -6,25 +6,11 @@ mod common;
 use common::*;
 use rowsync::db::shard::ShardRange;
 use rowsync::db::{ContainerBroker, SyncPoint};
-use rowsync::replication::wire::{ReplicateOp, SyncArgs};
+use rowsync::replication::wire::ReplicateOp;
 use rowsync::swift::merge::ObjectItem;
 use serde_json::Value;
 
 const PART: u32 = 7;
-
-fn sync_op(b: &ContainerBroker) -> ReplicateOp {
-    let i = b.get_replication_info().unwrap();
-    ReplicateOp::<rowsync::swift::merge::ObjectItem>::Sync(SyncArgs {
-        max_row: i.max_row,
-        hash: i.hash,
-        id: i.id,
-        created_at: i.created_at,
-        put_timestamp: i.put_timestamp,
-        delete_timestamp: i.delete_timestamp,
-        metadata: i.metadata,
-        policy: None,
-    })
-}
 
 fn hash_of(a: &str, c: &str) -> String {
     hash_conf().hash_path(a, Some(c), None).unwrap()

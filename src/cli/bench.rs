@@ -53,6 +53,29 @@ pub enum BenchCommand {
         #[arg(long, default_value_t = 1)]
         repeat: usize,
     },
+    /// Object PUTs into a big container while it is replicated into:
+    /// --writers clients PUT into node 1's container for --seconds with
+    /// nothing else running, then for as long as node 0's replicator pass
+    /// (usync of --rows rows, or rsync_then_merge) into node 1 runs. Prints
+    /// PUT latency (p50/p99/max) and errors of both phases, and checks that
+    /// every acknowledged PUT is on both replicas afterwards.
+    ///
+    /// Example: rowsync bench writes --rows 1000000 --writers 16 --mode usync
+    Writes {
+        #[arg(long, default_value_t = 1_000_000)]
+        rows: usize,
+        #[arg(long, default_value_t = 16)]
+        writers: usize,
+        /// The baseline's length, and the least the second phase lasts.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// usync or rsync_then_merge.
+        #[arg(long, default_value = "usync")]
+        mode: String,
+        /// Scratch directory (a temporary one by default, removed after).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+    },
     /// merge_items throughput against the plain-INSERT floor.
     ///
     /// Times, on a scratch DB: the floor (plain INSERTs of the same rows),
@@ -78,6 +101,24 @@ pub enum BenchCommand {
     },
 }
 
+/// The scratch directory: `dir`, or a temporary one (removed when the
+/// returned guard is dropped).
+fn scratch(dir: Option<PathBuf>) -> anyhow::Result<(PathBuf, Option<tempfile::TempDir>)> {
+    Ok(match dir {
+        Some(d) => (d, None),
+        None => {
+            let t = tempfile::tempdir()?;
+            (t.path().to_path_buf(), Some(t))
+        }
+    })
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
 pub fn run(args: BenchArgs) -> anyhow::Result<()> {
     match args.what {
         BenchCommand::Load {
@@ -89,18 +130,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 clients > 0 && seconds > 0.0 && seconds <= 3600.0,
                 "bad --clients/--seconds"
             );
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir()?;
-                    tmp.path().to_path_buf()
-                }
-            };
+            let (dir, _scratch) = scratch(dir)?;
             super::init_logging("warning");
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let r = rt.block_on(crate::bench::load_bench(&dir, clients, seconds))?;
             println!("clients:                {}", r.clients);
             println!("duration:               {:.2} s", r.seconds);
@@ -128,18 +160,9 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
         } => {
             anyhow::ensure!(rows > 0, "--rows must be positive");
             anyhow::ensure!((1..=10_000).contains(&repeat), "--repeat must be 1..=10000");
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir()?;
-                    tmp.path().to_path_buf()
-                }
-            };
+            let (dir, _scratch) = scratch(dir)?;
             super::init_logging("warning");
-            let rt = tokio::runtime::Builder::new_multi_thread()
-                .enable_all()
-                .build()?;
+            let rt = runtime()?;
             let results = rt.block_on(crate::bench::replication_bench(
                 &dir,
                 rows,
@@ -162,6 +185,49 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        BenchCommand::Writes {
+            rows,
+            writers,
+            seconds,
+            mode,
+            dir,
+        } => {
+            anyhow::ensure!(
+                rows > 0 && (1..=256).contains(&writers) && seconds > 0.0 && seconds <= 600.0,
+                "bad --rows/--writers/--seconds"
+            );
+            let (dir, _scratch) = scratch(dir)?;
+            super::init_logging("warning");
+            let rt = runtime()?;
+            let r = rt.block_on(crate::bench::writes_bench(
+                &dir, rows, writers, seconds, &mode,
+            ))?;
+            println!(
+                "{:<20} {:>8} {:>8} {:>7} {:>9} {:>9} {:>9}",
+                "phase", "seconds", "PUTs", "errors", "p50 ms", "p99 ms", "max ms"
+            );
+            for p in [&r.baseline, &r.replicating] {
+                println!(
+                    "{:<20} {:>8.2} {:>8} {:>7} {:>9.2} {:>9.2} {:>9.2}",
+                    p.name, p.seconds, p.puts, p.errors, p.p50_ms, p.p99_ms, p.max_ms
+                );
+            }
+            println!(
+                "replication pass: {:.2} s ({}); p99 ratio {:.2}x",
+                r.pass_seconds,
+                r.pass_path,
+                r.replicating.p99_ms / r.baseline.p99_ms.max(1e-9)
+            );
+            println!(
+                "acknowledged PUTs missing afterwards: {} on node 0, {} on node 1",
+                r.missing.0, r.missing.1
+            );
+            anyhow::ensure!(
+                r.missing == (0, 0) && r.baseline.errors == 0 && r.replicating.errors == 0,
+                "writes bench failed: lost or refused PUTs"
+            );
+            Ok(())
+        }
         BenchCommand::Merge {
             rows,
             batch,
@@ -169,14 +235,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             dir,
         } => {
             anyhow::ensure!(rows > 0 && batch > 0, "--rows and --batch must be positive");
-            let tmp;
-            let dir = match dir {
-                Some(d) => d,
-                None => {
-                    tmp = tempfile::tempdir()?;
-                    tmp.path().to_path_buf()
-                }
-            };
+            let (dir, _scratch) = scratch(dir)?;
             // A spinner naming the running step, on a terminal only.
             let spinner = if std::io::stderr().is_terminal() {
                 let s = indicatif::ProgressBar::new_spinner();

@@ -735,6 +735,9 @@ pub enum DbTransfer {
     Rsync,
     /// rowsync's HTTP upload.
     Http,
+    /// HTTP to peers whose `sync` answer says they are rowsync servers,
+    /// rsync to the others (the default).
+    Auto,
 }
 
 /// The replicator's options (`[container-replicator]` over `[DEFAULT]`).
@@ -1072,11 +1075,12 @@ impl ReplicatorConf {
                 .ok_or_else(|| r.bad("handoff_delete", v, "a non-negative integer or \"auto\""))?,
         };
         let db_transfer = match r.raw("db_transfer").map(str::to_ascii_lowercase).as_deref() {
-            None | Some("rsync") => DbTransfer::Rsync,
+            None | Some("auto") => DbTransfer::Auto,
+            Some("rsync") => DbTransfer::Rsync,
             Some("http") => DbTransfer::Http,
             Some(_) => {
                 let v = r.raw("db_transfer").unwrap_or_default();
-                return Err(r.bad("db_transfer", v, "rsync or http"));
+                return Err(r.bad("db_transfer", v, "auto, rsync or http"));
             }
         };
         r.note(
@@ -1084,6 +1088,7 @@ impl ReplicatorConf {
             match db_transfer {
                 DbTransfer::Rsync => "rsync",
                 DbTransfer::Http => "http",
+                DbTransfer::Auto => "auto",
             },
             r.section.get("db_transfer").is_none(),
         );

@@ -25,6 +25,9 @@ pub const DB_UPLOAD_CONTENT_TYPE: &str = "application/x-sqlite3";
 pub struct ReplResponse {
     pub status: u16,
     pub body: Vec<u8>,
+    /// The peer's [`super::wire::MERGE_ROWS_HEADER`]: `Some` from a rowsync
+    /// server only.
+    pub merge_rows: Option<usize>,
 }
 
 impl ReplResponse {
@@ -277,8 +280,17 @@ impl HttpTransport {
         let fut = async {
             let resp = req.body(body).send().await?;
             let status = resp.status().as_u16();
+            let merge_rows = resp
+                .headers()
+                .get(super::wire::MERGE_ROWS_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+                .filter(|n| *n > 0);
             let body = resp.bytes().await?.to_vec();
-            Ok::<_, reqwest::Error>(ReplResponse { status, body })
+            Ok::<_, reqwest::Error>(ReplResponse {
+                status,
+                body,
+                merge_rows,
+            })
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(r)) => Ok(r),
@@ -329,8 +341,17 @@ impl HttpTransport {
         let fut = async {
             let resp = req.body(reqwest::Body::wrap_stream(stream)).send().await?;
             let status = resp.status().as_u16();
+            let merge_rows = resp
+                .headers()
+                .get(super::wire::MERGE_ROWS_HEADER)
+                .and_then(|v| v.to_str().ok()?.parse::<usize>().ok())
+                .filter(|n| *n > 0);
             let body = resp.bytes().await?.to_vec();
-            Ok::<_, reqwest::Error>(ReplResponse { status, body })
+            Ok::<_, reqwest::Error>(ReplResponse {
+                status,
+                body,
+                merge_rows,
+            })
         };
         match tokio::time::timeout(timeout, fut).await {
             Ok(Ok(r)) => Ok(r),

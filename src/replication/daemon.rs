@@ -59,6 +59,9 @@ pub struct Replicator<K: ReplKind> {
     /// Every random choice of the daemon: the initial delay, the walk's
     /// partition order.
     rng: Mutex<StdRng>,
+    /// The pass state of each device, kept between passes while its file
+    /// is the one this process last read or wrote.
+    device_states: Mutex<HashMap<PathBuf, Arc<Mutex<DeviceState>>>>,
     kind: PhantomData<K>,
 }
 
@@ -287,6 +290,7 @@ impl<K: ReplKind> Replicator<K> {
             clock: Arc::new(SystemClock),
             seed,
             rng: Mutex::new(StdRng::seed_from_u64(seed)),
+            device_states: Mutex::default(),
             kind: PhantomData,
         }
     }
@@ -390,10 +394,7 @@ impl<K: ReplKind> Replicator<K> {
                 tracing::info!(dir = %tmp.display(), removed, "reclaimed old tmp files");
             }
             let datadir = dev_path.join(K::DATADIR);
-            states.insert(
-                dev.id,
-                Arc::new(Mutex::new(DeviceState::load(&dev_path, K::DATADIR))),
-            );
+            states.insert(dev.id, self.device_state(&dev_path));
             if datadir.is_dir() {
                 // Partitions worth asking peers about: a device whose pass
                 // state knows DBs (a first pass skips nothing).
@@ -562,6 +563,21 @@ impl<K: ReplKind> Replicator<K> {
         self.metrics
             .pass_finished(&s, pass_clock.elapsed(), self.clock.now_secs());
         s
+    }
+
+    /// The pass state of a device: the one kept from the last pass while
+    /// its file is unchanged since, else loaded from the file.
+    fn device_state(&self, dev_path: &Path) -> Arc<Mutex<DeviceState>> {
+        let path = DeviceState::path_for(dev_path, K::DATADIR);
+        let mut kept = lock(&self.device_states);
+        if let Some(state) = kept.get(&path) {
+            if lock(state).is_current() {
+                return state.clone();
+            }
+        }
+        let state = Arc::new(Mutex::new(DeviceState::load(dev_path, K::DATADIR)));
+        kept.insert(path, state.clone());
+        state
     }
 
     /// Decides a DB's fate from the pass state: `None` to skip it (its

@@ -124,6 +124,21 @@ pub struct DeviceState {
     /// Hashes seen by this pass (to drop entries of DBs gone).
     seen: std::collections::HashSet<String>,
     dirty: bool,
+    /// The state file as this process last read or wrote it.
+    file: Option<FileId>,
+}
+
+/// A file's identity and version: inode, size, mtime.
+type FileId = (u64, u64, i128);
+
+fn file_id(path: &Path) -> Option<FileId> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.ino(),
+        m.len(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    ))
 }
 
 impl DeviceState {
@@ -136,6 +151,7 @@ impl DeviceState {
     /// a full pass).
     pub fn load(dev_path: &Path, datadir: &str) -> DeviceState {
         let path = Self::path_for(dev_path, datadir);
+        let file = file_id(&path);
         let entries = match std::fs::read(&path) {
             Ok(bytes) => match serde_json::from_slice::<FileFormat>(&bytes) {
                 Ok(f) if f.version == VERSION => f.entries,
@@ -161,7 +177,15 @@ impl DeviceState {
                 .collect(),
             seen: Default::default(),
             dirty: false,
+            file,
         }
+    }
+
+    /// Is the state file still the one this state was loaded from or last
+    /// saved to (so this state, kept in memory between passes, is at least
+    /// as new)? A file deleted, replaced or rewritten by anyone else: no.
+    pub fn is_current(&self) -> bool {
+        file_id(&self.path) == self.file
     }
 
     pub fn len(&self) -> usize {
@@ -318,6 +342,7 @@ impl DeviceState {
             let _ = std::fs::remove_file(&tmp);
         } else {
             self.dirty = false;
+            self.file = file_id(&self.path);
         }
         result
     }

@@ -257,6 +257,10 @@ impl<K: DbKind> Default for BrokerCache<K> {
     }
 }
 
+/// Rows merged per transaction of one `merge_items`: what bounds how long
+/// a merge holds the DB's write lock (a few milliseconds).
+pub const MERGE_SLICE: usize = 2000;
+
 /// Brokers kept open at most.
 const BROKER_CACHE_SIZE: usize = 32;
 
@@ -466,10 +470,13 @@ impl<K: ReplKind> ReplicatorRpc<K> {
                     return RpcResponse::empty(404);
                 };
                 if let ReplicateOp::Sync(args) = &op {
-                    if let Some(info) = self.syncs.answer(&db_file, args) {
+                    if let Some(body) = self.syncs.answer(&db_file, args) {
                         self.counters.cached_syncs.fetch_add(1, Ordering::Relaxed);
-                        let v = serde_json::to_value(&info).unwrap_or_default();
-                        return RpcResponse::json(200, &v);
+                        return RpcResponse {
+                            status: 200,
+                            content_type: "application/json",
+                            body: body.into_bytes(),
+                        };
                     }
                 }
                 let broker = match self.brokers.take(&db_file) {
@@ -501,7 +508,17 @@ impl<K: ReplKind> ReplicatorRpc<K> {
     ) -> Result<RpcResponse, DbError> {
         match op {
             ReplicateOp::Sync(args) => self.sync(broker, db_file, args),
-            ReplicateOp::MergeItems { items, source } => {
+            ReplicateOp::MergeItems { mut items, source } => {
+                // A big batch (from a rowsync sender) is merged in slices,
+                // each its own transaction, so object PUTs waiting on the
+                // write lock (pending flushes) wait one slice at most. The
+                // sync point goes with the last slice: a failure before
+                // it leaves the point where it was, and the sender sends
+                // the batch again (merges are idempotent).
+                while items.len() > MERGE_SLICE {
+                    let rest = items.split_off(MERGE_SLICE);
+                    broker.merge_items(std::mem::replace(&mut items, rest), None)?;
+                }
                 broker.merge_items(items, source.as_deref())?;
                 Ok(RpcResponse::empty(202))
             }

@@ -27,7 +27,7 @@ use super::clock::{epoch_secs, Clock};
 use super::policy::{incorrect_policy_index, PolicyInfo};
 use super::rpc::ReplKind;
 use super::stats::Stats;
-use super::wire::{ReplicateOp, SyncArgs};
+use super::wire::{ReplicateOp, SyncArgs, MERGE_BATCH_GROWTH};
 use crate::config::{DbTransfer, ReplicatorConf};
 use crate::db::shard::ShardRange;
 use crate::db::{parse_metadata, Broker, DbError, DbInfo, DbItem, DbKind, SyncPoint};
@@ -180,6 +180,34 @@ impl SenderCtx {
 
 /// The `sync` request args carrying our replication info (with the policy
 /// arguments when the kind has a policy and the cluster several).
+/// What a peer's `sync` answer says about it.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PeerCaps {
+    /// A rowsync server's [`super::wire::MERGE_ROWS_HEADER`] (`None`: Swift).
+    pub merge_rows: Option<usize>,
+}
+
+impl PeerCaps {
+    /// Rows per `merge_items`: Swift's `per_diff` to Swift peers; to a
+    /// rowsync peer up to [`MERGE_BATCH_GROWTH`] times that, within what
+    /// it advertises.
+    pub fn batch_rows(&self, per_diff: usize) -> usize {
+        match self.merge_rows {
+            None => per_diff,
+            Some(n) => per_diff.saturating_mul(MERGE_BATCH_GROWTH).min(n).max(1),
+        }
+    }
+
+    /// Is a whole DB sent over HTTP (else rsync)?
+    pub fn http_transfer(&self, conf: DbTransfer) -> bool {
+        match conf {
+            DbTransfer::Http => true,
+            DbTransfer::Rsync => false,
+            DbTransfer::Auto => self.merge_rows.is_some(),
+        }
+    }
+}
+
 pub fn sync_args<I: DbInfo>(info: &I, multiple_policies: bool) -> SyncArgs {
     SyncArgs {
         max_row: info.max_row(),
@@ -227,6 +255,9 @@ pub async fn repl_to_node<K: ReplKind>(
             return Ok(false);
         }
     };
+    let caps = PeerCaps {
+        merge_rows: resp.merge_rows,
+    };
     match resp.status {
         404 => {
             if let Some(until) = ctx.ship_in_flight(db, node) {
@@ -250,7 +281,7 @@ pub async fn repl_to_node<K: ReplKind>(
                 partition,
                 "complete_rsync",
                 timeout,
-                different_region,
+                (different_region, caps),
             )
             .await;
             ctx.lag(&peer, if ok { 0 } else { info.max_row() });
@@ -356,7 +387,7 @@ pub async fn repl_to_node<K: ReplKind>(
         local_sync,
         node,
         partition,
-        different_region,
+        (different_region, caps),
     )
     .await?;
     Ok(rows_ok && shard_ok)
@@ -398,7 +429,7 @@ async fn choose_mode<K: ReplKind>(
     local_sync: i64,
     node: &Device,
     partition: u32,
-    different_region: bool,
+    (different_region, caps): (bool, PeerCaps),
 ) -> Result<bool, ReplError> {
     let peer = node_name(node);
     let rpoint = rinfo.point().unwrap_or(-1);
@@ -455,13 +486,13 @@ async fn choose_mode<K: ReplKind>(
             partition,
             "rsync_then_merge",
             Duration::from_secs_f64(secs),
-            different_region,
+            (different_region, caps),
         )
         .await;
         ctx.lag(&peer, if ok { 0 } else { max_row - point });
         return Ok(ok);
     }
-    usync(ctx, db, info, point, rinfo.id(), node, partition).await
+    usync(ctx, db, info, point, rinfo.id(), node, partition, caps).await
 }
 
 /// The whole-DB rule. Swift ships the whole DB when the peer's high-water
@@ -485,8 +516,11 @@ pub fn wants_whole_db(
     (small_peer && backlog * 2 > max_row) || backlog > 10 * per_diff * max_diffs
 }
 
-/// Sends rows after `point` in `merge_items` batches, up to `max_diffs`;
-/// when done, the sync table (`merge_syncs`) and the outgoing point.
+/// Sends rows after `point` in `merge_items` batches, up to `max_diffs`
+/// times `per_diff` rows a pass (batches of `per_diff` to Swift peers,
+/// larger to rowsync peers: [`PeerCaps::batch_rows`]); when done, the sync
+/// table (`merge_syncs`) and the outgoing point.
+#[allow(clippy::too_many_arguments)]
 async fn usync<K: ReplKind>(
     ctx: &SenderCtx,
     db: &LocalDb<K>,
@@ -495,6 +529,7 @@ async fn usync<K: ReplKind>(
     remote_id: &str,
     node: &Device,
     partition: u32,
+    caps: PeerCaps,
 ) -> Result<bool, ReplError> {
     let peer = node_name(node);
     ctx.stat(|s| s.diff += 1);
@@ -509,11 +544,14 @@ async fn usync<K: ReplKind>(
         .filter(|p| p.remote_id != remote_id)
         .collect();
     let start_point = point;
-    let mut items = db.call(|b| b.get_items_since(point, per_diff))?;
+    // Swift's cap: max_diffs batches of per_diff rows.
+    let budget = ctx.conf.max_diffs.saturating_mul(per_diff);
+    let batch_rows = caps.batch_rows(per_diff).min(budget.max(1));
+    let mut items = db.call(|b| b.get_items_since(point, batch_rows))?;
     let mut diffs = 0usize;
     let mut sent: u64 = 0;
     let mut failed = false;
-    while !items.is_empty() && diffs < ctx.conf.max_diffs {
+    while !items.is_empty() && (sent as usize) < budget {
         diffs += 1;
         let batch_len = items.len() as u64;
         let last = items.last().and_then(|i| i.rowid()).unwrap_or(point);
@@ -529,8 +567,9 @@ async fn usync<K: ReplKind>(
                 .replicate(&node2, partition, &hash, &op, timeout)
                 .await
         });
-        let next = if diffs < ctx.conf.max_diffs {
-            db.call(|b| b.get_items_since(last, per_diff))
+        let left = budget.saturating_sub(sent as usize + batch_len as usize);
+        let next = if left > 0 {
+            db.call(|b| b.get_items_since(last, batch_rows.min(left)))
         } else {
             db.call(|b| b.get_items_since(last, 1))
         };
@@ -638,7 +677,7 @@ async fn ship_db<K: ReplKind>(
     partition: u32,
     op_name: &str,
     op_timeout: Duration,
-    different_region: bool,
+    (different_region, caps): (bool, PeerCaps),
 ) -> bool {
     let peer = node_name(node);
     let scratch = ctx.devices.join(&db.device).join("tmp");
@@ -650,9 +689,9 @@ async fn ship_db<K: ReplKind>(
                 return false;
             }
         };
-    let shipped = match ctx.conf.db_transfer {
-        DbTransfer::Rsync => rsync_to(ctx, snap.path(), node, info.id(), different_region).await,
-        DbTransfer::Http => {
+    let shipped = match caps.http_transfer(ctx.conf.db_transfer) {
+        false => rsync_to(ctx, snap.path(), node, info.id(), different_region).await,
+        true => {
             let big = Duration::from_secs_f64(ctx.conf.node_timeout.max(1.0) * 30.0);
             match ctx
                 .client

@@ -21,29 +21,56 @@ use std::sync::Mutex;
 use super::pass_state::{self, Stamp};
 use super::wire::SyncArgs;
 use crate::db::DbInfo;
+use crate::swift::pyjson;
 
-/// DB files remembered at most (the oldest insertions go first).
-const CAPACITY: usize = 16_384;
+/// DB files remembered at most (the oldest insertions go first): about
+/// 100 MB at most for a node's worth of DBs.
+const CAPACITY: usize = 131_072;
 /// Argument sets remembered per entry.
 const NOOP_ARGS: usize = 8;
 
+/// One DB file's answer: its JSON (as Swift's `json.dumps`) cut where the
+/// caller's point goes, so an entry is one string, not a parsed info.
 #[derive(Debug)]
-struct Entry<I> {
+struct Entry {
     stamp: Stamp,
-    info: I,
-    points: HashMap<String, i64>,
+    hash: String,
+    before_point: Box<str>,
+    after_point: Box<str>,
+    points: Vec<(String, i64)>,
     noop_args: Vec<u64>,
+}
+
+impl Entry {
+    fn point(&self, id: &str) -> Option<i64> {
+        self.points.iter().find(|(i, _)| i == id).map(|(_, p)| *p)
+    }
+
+    /// The answer's JSON text cut at the point's value (None if the text
+    /// has no such key).
+    fn cut<I: DbInfo>(info: &I) -> Option<(Box<str>, Box<str>)> {
+        const MARK: i64 = i64::MIN;
+        let mut marked = info.clone();
+        marked.set_point(Some(MARK));
+        let text = pyjson::dumps(&serde_json::to_value(&marked).ok()?);
+        // Inside JSON strings quotes are escaped: the key is unique.
+        let key = format!("\"point\": {MARK}");
+        let at = text.find(&key)?;
+        let split = at + key.len() - MARK.to_string().len();
+        Some((text[..split].into(), text[at + key.len()..].into()))
+    }
 }
 
 /// Cached `sync` answers of one kind of DB.
 #[derive(Debug)]
 pub struct SyncCache<I> {
-    inner: Mutex<Inner<I>>,
+    inner: Mutex<Inner>,
+    kind: std::marker::PhantomData<fn(I)>,
 }
 
 #[derive(Debug)]
-struct Inner<I> {
-    entries: HashMap<PathBuf, Entry<I>>,
+struct Inner {
+    entries: HashMap<PathBuf, Entry>,
     order: std::collections::VecDeque<PathBuf>,
 }
 
@@ -54,6 +81,7 @@ impl<I> Default for SyncCache<I> {
                 entries: HashMap::new(),
                 order: Default::default(),
             }),
+            kind: std::marker::PhantomData,
         }
     }
 }
@@ -71,7 +99,7 @@ fn side_effect_digest(args: &SyncArgs) -> u64 {
 }
 
 impl<I: DbInfo> SyncCache<I> {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Inner<I>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
         match self.inner.lock() {
             Ok(g) => g,
             Err(p) => p.into_inner(),
@@ -84,22 +112,21 @@ impl<I: DbInfo> SyncCache<I> {
         pass_state::stamp(db_file, known.as_ref())
     }
 
-    /// The answer (info with the caller's point) if the file is unchanged
-    /// since a recorded answer and this `sync` would write nothing.
-    pub fn answer(&self, db_file: &Path, args: &SyncArgs) -> Option<I> {
+    /// The answer's JSON (info with the caller's point) if the file is
+    /// unchanged since a recorded answer and this `sync` would write
+    /// nothing.
+    pub fn answer(&self, db_file: &Path, args: &SyncArgs) -> Option<String> {
         let stamp = self.stamp(db_file)?;
         let g = self.lock();
         let e = g.entries.get(db_file)?;
         if e.stamp != stamp || !e.noop_args.contains(&side_effect_digest(args)) {
             return None;
         }
-        let point = *e.points.get(&args.id)?;
-        if args.hash == e.info.hash() && point < args.max_row {
+        let point = e.point(&args.id)?;
+        if args.hash == e.hash && point < args.max_row {
             return None;
         }
-        let mut info = e.info.clone();
-        info.set_point(Some(point));
-        Some(info)
+        Some(format!("{}{point}{}", e.before_point, e.after_point))
     }
 
     /// Records an answer given by the DB itself: `before` and `after` are
@@ -122,43 +149,40 @@ impl<I: DbInfo> SyncCache<I> {
             g.entries.remove(db_file);
             return;
         }
-        let Some(point) = answer.point() else {
+        let (Some(point), Some((before_point, after_point))) = (answer.point(), Entry::cut(answer))
+        else {
+            g.entries.remove(db_file);
             return;
         };
-        let mut info = answer.clone();
-        info.set_point(None);
         let digest = side_effect_digest(args);
+        let entry = |stamp| Entry {
+            stamp,
+            hash: answer.hash().to_string(),
+            before_point,
+            after_point,
+            points: vec![(args.id.clone(), point)],
+            noop_args: vec![digest],
+        };
         let fresh = match g.entries.get_mut(db_file) {
             Some(e) if e.stamp == after => {
-                e.points.insert(args.id.clone(), point);
+                match e.points.iter_mut().find(|(i, _)| *i == args.id) {
+                    Some(p) => p.1 = point,
+                    None => e.points.push((args.id.clone(), point)),
+                }
                 if !e.noop_args.contains(&digest) {
                     if e.noop_args.len() >= NOOP_ARGS {
                         e.noop_args.remove(0);
                     }
                     e.noop_args.push(digest);
                 }
-                e.info = info;
                 false
             }
             Some(e) => {
-                *e = Entry {
-                    stamp: after,
-                    info,
-                    points: HashMap::from([(args.id.clone(), point)]),
-                    noop_args: vec![digest],
-                };
+                *e = entry(after);
                 false
             }
             None => {
-                g.entries.insert(
-                    db_file.to_path_buf(),
-                    Entry {
-                        stamp: after,
-                        info,
-                        points: HashMap::from([(args.id.clone(), point)]),
-                        noop_args: vec![digest],
-                    },
-                );
+                g.entries.insert(db_file.to_path_buf(), entry(after));
                 true
             }
         };

@@ -109,6 +109,25 @@ pub enum ReplicateOp<I = ObjectItem> {
 /// The most partitions one `rowsync_partition_dbs` may list.
 pub const MAX_LISTED_PARTITIONS: usize = 4096;
 
+/// The header a rowsync server puts on its REPLICATE answers: the most
+/// rows one `merge_items` it receives may carry. Its presence also says the
+/// server takes whole DBs over HTTP (`REPLICATE /<device>/tmp/<name>`).
+/// Swift ignores it; Swift servers never send it.
+pub const MERGE_ROWS_HEADER: &str = "x-rowsync-merge-rows";
+
+/// The most rows a sender puts in one `merge_items` to a rowsync peer:
+/// this many times `per_diff`, within what the peer advertises.
+pub const MERGE_BATCH_GROWTH: usize = 10;
+
+/// The rows per `merge_items` a receiver with this body limit advertises:
+/// room for rows of 4 KiB each (object names are at most 1 KiB), at most
+/// 10,000.
+pub fn merge_rows_for_body_limit(limit: u64) -> usize {
+    usize::try_from(limit / 4096)
+        .unwrap_or(usize::MAX)
+        .clamp(1, 10_000)
+}
+
 /// Why a REPLICATE body was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {

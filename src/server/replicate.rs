@@ -14,6 +14,7 @@ use tokio::io::AsyncWriteExt;
 use super::{split_path, status, text, AppState};
 use crate::db::files::is_plain_name;
 use crate::replication::auth::{AuthError, Verified};
+use crate::replication::wire::{merge_rows_for_body_limit, MERGE_ROWS_HEADER};
 use sha2::Digest;
 
 /// The content type that marks a whole-DB upload.
@@ -105,6 +106,9 @@ pub async fn handle(state: Arc<AppState>, req: Request) -> Response {
                 StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             resp.headers_mut()
                 .insert("content-type", HeaderValue::from_static(r.content_type));
+            let rows = merge_rows_for_body_limit(state.conf.max_body_size);
+            resp.headers_mut()
+                .insert(MERGE_ROWS_HEADER, HeaderValue::from(rows));
             resp
         }
         Err(e) => text(

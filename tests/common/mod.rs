@@ -510,3 +510,18 @@ impl rowsync::replication::Clock for OffsetClock {
         }
     }
 }
+
+/// The `sync` a sender with DB `b` sends (Swift's arguments, no policy).
+pub fn sync_op(b: &ContainerBroker) -> rowsync::replication::wire::ReplicateOp {
+    let i = b.get_replication_info().unwrap();
+    rowsync::replication::wire::ReplicateOp::Sync(rowsync::replication::wire::SyncArgs {
+        max_row: i.max_row,
+        hash: i.hash,
+        id: i.id,
+        created_at: i.created_at,
+        put_timestamp: i.put_timestamp,
+        delete_timestamp: i.delete_timestamp,
+        metadata: i.metadata,
+        policy: None,
+    })
+}
