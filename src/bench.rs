@@ -507,23 +507,40 @@ pub async fn replication_bench(
     Ok(out)
 }
 
+/// This process's RSS when the peak was last reset (kB).
+static RSS_AT_RESET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// A `/proc/self/status` figure in kB.
+fn proc_status_kb(key: &str) -> Option<u64> {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix(key))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()
+}
+
 /// Resets this process's peak RSS (Linux `clear_refs`), so the next
-/// [`rss_note`] covers what follows.
+/// [`rss_note`] covers what follows; notes the RSS now.
 fn reset_peak_rss() {
     let _ = std::fs::write("/proc/self/clear_refs", "5");
+    RSS_AT_RESET.store(
+        proc_status_kb("VmRSS:").unwrap_or(0),
+        std::sync::atomic::Ordering::Relaxed,
+    );
 }
 
 /// This process's peak RSS since the last reset (the replicator and, in
-/// these in-process benchmarks, both servers).
+/// these in-process benchmarks, both servers), and its RSS at the reset
+/// (memory the allocator kept from setting the step up).
 fn rss_note() -> String {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmHWM:"))
-                .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        })
-        .map_or_else(String::new, |kb| format!("peak_rss={}MB", kb / 1024))
+    let start = RSS_AT_RESET.load(std::sync::atomic::Ordering::Relaxed);
+    proc_status_kb("VmHWM:").map_or_else(String::new, |kb| {
+        format!("peak_rss={}MB (at start {}MB)", kb / 1024, start / 1024)
+    })
 }
 
 /// Result of the container-server load test.
