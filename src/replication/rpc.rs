@@ -258,7 +258,8 @@ impl<K: DbKind> Default for BrokerCache<K> {
 }
 
 /// Rows merged per transaction of one `merge_items`: what bounds how long
-/// a merge holds the DB's write lock (a few milliseconds).
+/// a merge holds the DB's write lock (a few milliseconds), and so how long
+/// an object PUT whose pending flush waits for it can take.
 pub const MERGE_SLICE: usize = 2000;
 
 /// Brokers kept open at most.
