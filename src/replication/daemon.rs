@@ -217,8 +217,10 @@ impl Drop for OpenDb {
 
 /// DBs walked (and stamped) per batch sent by the walking thread.
 const WALK_BATCH: usize = 256;
-/// Batches the walk may run ahead of the visits.
-const WALK_AHEAD: usize = 64;
+/// Batches the walk may run ahead of the visits: room for a whole
+/// device's walk (about 200 bytes a DB) while the peers' listings, which
+/// the first visit waits for, are being made.
+const WALK_AHEAD: usize = 1024;
 
 /// A walked DB: partition, file, local device id, stamp.
 type Walked = (String, PathBuf, u32, Option<Stamp>);
