@@ -547,6 +547,20 @@ fn rss_note() -> String {
     })
 }
 
+/// One object PUT as an object server sends it to a container server
+/// (1 KiB, the empty-body etag); true if acknowledged.
+async fn object_put(http: &reqwest::Client, url: &str, timeout_secs: u64) -> bool {
+    http.put(url)
+        .header("x-timestamp", Timestamp::now().internal())
+        .header("x-size", "1024")
+        .header("x-content-type", "application/octet-stream")
+        .header("x-etag", "d41d8cd98f00b204e9800998ecf8427e")
+        .timeout(std::time::Duration::from_secs(timeout_secs))
+        .send()
+        .await
+        .is_ok_and(|r| r.status().is_success())
+}
+
 /// Result of the container-server load test.
 #[derive(Debug, Clone)]
 pub struct LoadReport {
@@ -607,20 +621,10 @@ pub async fn load_bench(dir: &Path, clients: usize, seconds: f64) -> anyhow::Res
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let name = format!("c{c:03}/o{i:08}");
-                let r = http
-                    .put(format!("{base}/{name}"))
-                    .header("x-timestamp", Timestamp::now().internal())
-                    .header("x-size", "1024")
-                    .header("x-content-type", "application/octet-stream")
-                    .header("x-etag", "d41d8cd98f00b204e9800998ecf8427e")
-                    .timeout(std::time::Duration::from_secs(30))
-                    .send()
-                    .await;
-                match r {
-                    Ok(r) if r.status().is_success() => mine.push(name),
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if object_put(&http, &format!("{base}/{name}"), 30).await {
+                    mine.push(name);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
             }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::{fill, synthetic_rows, BenchCluster, NamePattern};
+use super::{fill, object_put, synthetic_rows, BenchCluster, NamePattern};
 use crate::swift::Timestamp;
 
 /// Latencies of one phase.
@@ -95,21 +95,12 @@ async fn write_phase(
                 }
                 let obj = format!("{tag}/w{w:02}/o{i:08}");
                 let t = Instant::now();
-                let r = http
-                    .put(format!("{base}/{obj}"))
-                    .header("x-timestamp", Timestamp::now().internal())
-                    .header("x-size", "1024")
-                    .header("x-content-type", "application/octet-stream")
-                    .header("x-etag", "d41d8cd98f00b204e9800998ecf8427e")
-                    .timeout(Duration::from_secs(60))
-                    .send()
-                    .await;
+                let ok = object_put(&http, &format!("{base}/{obj}"), 60).await;
                 times.push(t.elapsed().as_secs_f64() * 1000.0);
-                match r {
-                    Ok(r) if r.status().is_success() => mine.push(obj),
-                    _ => {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    }
+                if ok {
+                    mine.push(obj);
+                } else {
+                    errors.fetch_add(1, Ordering::Relaxed);
                 }
                 i += 1;
             }
