@@ -222,8 +222,9 @@ const WALK_BATCH: usize = 256;
 /// the first visit waits for, are being made.
 const WALK_AHEAD: usize = 1024;
 
-/// A walked DB: partition, file, local device id, stamp.
-type Walked = (String, PathBuf, u32, Option<Stamp>);
+/// A walked DB: partition, file, local device id, its hash (from the
+/// path), stamp.
+type Walked = (String, PathBuf, u32, Option<String>, Option<Stamp>);
 
 /// A partition's primaries and their digest (computed once per pass).
 struct Placement {
@@ -454,12 +455,13 @@ impl<K: ReplKind> Replicator<K> {
             loop {
                 let mut batch = Vec::with_capacity(WALK_BATCH);
                 for (part, db_file, node_id) in walker.by_ref().take(WALK_BATCH) {
+                    let hash = hash_of(&db_file);
                     let known = walk_states
                         .get(&node_id)
-                        .zip(hash_of(&db_file))
-                        .and_then(|(state, hash)| lock(state).in_sync(&hash).copied());
+                        .zip(hash.as_deref())
+                        .and_then(|(state, hash)| lock(state).in_sync(hash).copied());
                     let stamp = pass_state::stamp(&db_file, known.as_ref());
-                    batch.push((part, db_file, node_id, stamp));
+                    batch.push((part, db_file, node_id, hash, stamp));
                 }
                 let last = batch.len() < WALK_BATCH;
                 if batch.is_empty() || walked_tx.blocking_send(batch).is_err() || last {
@@ -484,10 +486,10 @@ impl<K: ReplKind> Replicator<K> {
                     None => break,
                 }
             }
-            let Some((part, db_file, node_id, stamp)) = batch.pop_front() else {
+            let Some((part, db_file, node_id, hash, stamp)) = batch.pop_front() else {
                 break;
             };
-            let visit = match (states.get(&node_id), hash_of(&db_file)) {
+            let visit = match (states.get(&node_id), hash) {
                 (Some(state), Some(hash)) => {
                     let place = part.parse::<u32>().ok().map(|p| {
                         places

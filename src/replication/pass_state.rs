@@ -431,6 +431,12 @@ mod tests {
         assert!(DeviceState::load(dir.path(), "containers").is_empty());
     }
 
+    /// One committed row in `b`.
+    fn add_row(b: &crate::db::ContainerBroker) {
+        let row = crate::swift::merge::ObjectItem::new("o", "0000000002.00000", 1, "t", "e");
+        b.merge_items(vec![row], None).unwrap();
+    }
+
     #[test]
     fn stamps_follow_commits_and_pending_rows() {
         let dir = tempfile::tempdir().unwrap();
@@ -439,17 +445,7 @@ mod tests {
         let b = crate::db::ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
         let s1 = stamp(&path, None).unwrap();
         assert!(s1.counter.is_some(), "a fresh file's counter is read");
-        b.merge_items(
-            vec![crate::swift::merge::ObjectItem::new(
-                "o",
-                "0000000002.00000",
-                1,
-                "t",
-                "e",
-            )],
-            None,
-        )
-        .unwrap();
+        add_row(&b);
         let s2 = stamp(&path, Some(&s1)).unwrap();
         assert_ne!(s1.counter, s2.counter);
         b.put_item(&crate::swift::merge::ObjectItem::new(
@@ -489,17 +485,7 @@ mod tests {
         assert_eq!(s.in_sync(h).and_then(|x| x.counter), None);
         assert!(s.unchanged(h, stamp(&path, s.in_sync(h)), 7, 110.0, 3600.0, 86400.0));
         // Any write moves the mtime past a settled stamp's.
-        b.merge_items(
-            vec![crate::swift::merge::ObjectItem::new(
-                "o",
-                "0000000002.00000",
-                1,
-                "t",
-                "e",
-            )],
-            None,
-        )
-        .unwrap();
+        add_row(&b);
         let after = stamp(&path, s.in_sync(h)).unwrap();
         assert!(!s.unchanged(h, Some(after), 7, 110.0, 3600.0, 86400.0));
     }
