@@ -179,7 +179,6 @@ def replicator_section(node, rsync_port, overrides=None,
         'node_timeout': '10',
         'conn_timeout': '2',
         'recon_cache_path': node['dir'] if isinstance(node, dict) else node.dir,
-        'db_transfer': 'rsync',
     }
     opts.update(overrides or {})
     return '[%s-replicator]\n' % server_type + ''.join(

@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use rusqlite::{Connection, OpenFlags};
+use rusqlite::{ffi, Connection, OpenFlags};
 
 use super::{DbError, Result};
 
@@ -28,9 +28,11 @@ impl Drop for Snapshot {
     }
 }
 
-/// Copies the live DB at `db_file` into a new file in `scratch_dir` with
-/// SQLite's backup API: a consistent image even while the DB is written.
-/// The copy keeps the rollback-journal mode and page layout of the source.
+/// Copies the live DB at `db_file` into a new file in `scratch_dir`: a
+/// consistent image even while the DB is written. A rollback-journal DB
+/// (every Swift DB) is copied byte for byte under a read lock; any other
+/// through SQLite's backup API. The copy keeps the journal mode and page
+/// layout of the source.
 pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
     std::fs::create_dir_all(scratch_dir).map_err(|e| DbError::io(scratch_dir, e))?;
     let path = scratch_dir.join(format!(".snapshot-{}.db", uuid::Uuid::new_v4().simple()));
@@ -39,14 +41,24 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
         .map_err(|e| DbError::sqlite(db_file, e))?;
     src.busy_timeout(super::BROKER_TIMEOUT)
         .map_err(|e| DbError::sqlite(db_file, e))?;
-    let mut dst = Connection::open(&snap.path).map_err(|e| DbError::sqlite(&snap.path, e))?;
+    if copy_raw(&src, db_file, &snap.path)? {
+        return Ok(snap);
+    }
+    backup(&src, db_file, &snap.path)?;
+    Ok(snap)
+}
+
+/// The fallback for a DB not in a rollback-journal mode: SQLite's online
+/// backup API, page by page.
+fn backup(src: &Connection, db_file: &Path, dst_path: &Path) -> Result<()> {
+    let mut dst = Connection::open(dst_path).map_err(|e| DbError::sqlite(dst_path, e))?;
     // A scratch file read once by the transfer: no fsync while it is
     // written (a crash leaves only a stale `.snapshot-*` in tmp, which the
     // replicator reclaims).
     dst.execute_batch("PRAGMA synchronous = OFF")
-        .map_err(|e| DbError::sqlite(&snap.path, e))?;
+        .map_err(|e| DbError::sqlite(dst_path, e))?;
     {
-        let backup = rusqlite::backup::Backup::new(&src, &mut dst)
+        let backup = rusqlite::backup::Backup::new(src, &mut dst)
             .map_err(|e| DbError::sqlite(db_file, e))?;
         // All pages in one step under one read lock: a consistent image.
         // Busy/locked steps are retried, boundedly.
@@ -72,10 +84,87 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
     // file is in DELETE mode like every Swift DB.
     let _mode: String = dst
         .query_row("PRAGMA journal_mode = DELETE", [], |r| r.get(0))
-        .map_err(|e| DbError::sqlite(&snap.path, e))?;
+        .map_err(|e| DbError::sqlite(dst_path, e))?;
     drop(dst);
-    Ok(snap)
+    Ok(())
 }
+
+/// Copies the main DB file byte for byte into a new file at `dst_path`
+/// through SQLite's own file handle (`SQLITE_FCNTL_FILE_POINTER`, the VFS's
+/// `xRead`), inside a read transaction: in a rollback-journal mode the
+/// shared lock keeps every writer from changing the file until the copy
+/// is done (a hot journal is rolled back before the lock is granted), so
+/// the bytes are one committed state. No second descriptor is opened on
+/// the DB file, so none is closed under SQLite's POSIX locks. False (and
+/// nothing copied) when the DB is in another journal mode (WAL).
+fn copy_raw(src: &Connection, db_file: &Path, dst_path: &Path) -> Result<bool> {
+    use std::io::Write;
+    let sql = |e: rusqlite::Error| DbError::sqlite(db_file, e);
+    let io = |e: std::io::Error| DbError::io(dst_path, e);
+    src.execute_batch("BEGIN").map_err(sql)?;
+    let copied = (|| -> Result<bool> {
+        let mode: String = src
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .map_err(sql)?;
+        // Takes the shared lock (reads page 1).
+        let _: i64 = src
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| r.get(0))
+            .map_err(sql)?;
+        if !matches!(
+            mode.to_ascii_lowercase().as_str(),
+            "delete" | "truncate" | "persist"
+        ) {
+            return Ok(false);
+        }
+        let mut out = std::fs::File::create(dst_path).map_err(io)?;
+        let mut buf = vec![0u8; RAW_CHUNK];
+        // SAFETY: the pointer comes from SQLite for this open connection's
+        // main DB and stays valid while the connection is open and in this
+        // transaction; buffer and lengths are ours and in bounds.
+        unsafe {
+            let db = src.handle();
+            let mut file: *mut ffi::sqlite3_file = std::ptr::null_mut();
+            let rc = ffi::sqlite3_file_control(
+                db,
+                c"main".as_ptr(),
+                ffi::SQLITE_FCNTL_FILE_POINTER,
+                (&mut file as *mut *mut ffi::sqlite3_file).cast(),
+            );
+            if rc != ffi::SQLITE_OK || file.is_null() || (*file).pMethods.is_null() {
+                return Ok(false);
+            }
+            let methods = &*(*file).pMethods;
+            let (Some(read), Some(size_of)) = (methods.xRead, methods.xFileSize) else {
+                return Ok(false);
+            };
+            let mut size: ffi::sqlite3_int64 = 0;
+            if size_of(file, &mut size) != ffi::SQLITE_OK {
+                return Err(io(std::io::Error::other("cannot read the DB file's size")));
+            }
+            let mut offset: i64 = 0;
+            while offset < size {
+                let n = usize::try_from((size - offset).min(RAW_CHUNK as i64)).unwrap_or(0);
+                let rc = read(file, buf.as_mut_ptr().cast(), n as i32, offset);
+                if rc != ffi::SQLITE_OK {
+                    return Err(DbError::io(
+                        db_file,
+                        std::io::Error::other(format!("read at {offset}: SQLite error {rc}")),
+                    ));
+                }
+                out.write_all(&buf[..n]).map_err(io)?;
+                offset += n as i64;
+            }
+        }
+        Ok(true)
+    })();
+    let end = src.execute_batch("COMMIT").map_err(sql);
+    let copied = copied?;
+    end?;
+    Ok(copied)
+}
+
+/// Bytes per read of a raw copy.
+const RAW_CHUNK: usize = 1 << 20;
 
 #[cfg(test)]
 mod tests {
@@ -106,5 +195,44 @@ mod tests {
         drop(copy);
         drop(snap);
         assert!(!p.exists());
+    }
+
+    #[test]
+    fn a_rollback_journal_db_is_copied_byte_for_byte_and_a_wal_db_by_backup() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sda/containers/1/abc/h/h.db");
+        let b = ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
+        b.merge_items(
+            (0..500)
+                .map(|i| ObjectItem::new(format!("o{i}"), "1700000000.00000", 1, "t", "e"))
+                .collect(),
+            None,
+        )
+        .unwrap();
+        let snap = snapshot(&path, &dir.path().join("tmp")).unwrap();
+        assert_eq!(
+            std::fs::read(snap.path()).unwrap(),
+            std::fs::read(&path).unwrap()
+        );
+        drop(snap);
+
+        let wal = dir.path().join("wal.db");
+        let c = Connection::open(&wal).unwrap();
+        let mode: String = c
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        c.execute_batch("CREATE TABLE t (x); INSERT INTO t VALUES (1), (2), (3);")
+            .unwrap();
+        let snap = snapshot(&wal, &dir.path().join("tmp")).unwrap();
+        let copy = Connection::open(snap.path()).unwrap();
+        let n: i64 = copy
+            .query_row("SELECT count(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 3, "the rows still in the WAL are in the copy");
+        let mode: String = copy
+            .query_row("PRAGMA journal_mode", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(mode, "delete");
     }
 }

@@ -705,7 +705,13 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             Err(r) => return r,
         };
         let result = (|| -> Result<(), DbError> {
-            Broker::<K>::open(&tmp)?.newid_with(tmp_name, device, None)?;
+            {
+                // Private until renamed: written without fsyncs, synced once.
+                let b = Broker::<K>::open(&tmp)?;
+                b.write_unsynced()?;
+                b.newid_with(tmp_name, device, None)?;
+            }
+            files::fsync_path(&tmp)?;
             let _lock = lock_dir(hash_dir, DEFAULT_PENDING_TIMEOUT)?;
             if !db_files(hash_dir, hash).is_empty() {
                 return Err(DbError::AlreadyExists(hash_dir.join(&basename)));

@@ -30,6 +30,7 @@ use super::stats::Stats;
 use super::wire::{ReplicateOp, SyncArgs, MERGE_BATCH_GROWTH};
 use crate::config::{DbTransfer, ReplicatorConf};
 use crate::db::shard::ShardRange;
+use crate::db::snapshot::Snapshot;
 use crate::db::{parse_metadata, Broker, DbError, DbInfo, DbItem, DbKind, SyncPoint};
 use crate::ring::Device;
 use crate::swift::Timestamp;
@@ -44,6 +45,9 @@ pub struct LocalDb<K: DbKind> {
     pub hash: String,
     /// The local device the DB lives on.
     pub device: String,
+    /// The copy shipped to peers that get the whole DB: taken once per
+    /// visit and shared by every such peer (removed with the last user).
+    snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
 }
 
 impl<K: DbKind> LocalDb<K> {
@@ -53,7 +57,22 @@ impl<K: DbKind> LocalDb<K> {
             broker: Mutex::new(broker),
             hash,
             device,
+            snapshot: tokio::sync::Mutex::new(None),
         }
+    }
+
+    /// The snapshot to ship (in `scratch`), taken by the first peer that
+    /// needs it; the DB's rows at the visit's start are all in it.
+    pub async fn snapshot(&self, scratch: &Path) -> Result<Arc<Snapshot>, DbError> {
+        let mut held = self.snapshot.lock().await;
+        if let Some(s) = held.as_ref() {
+            return Ok(Arc::clone(s));
+        }
+        let s = Arc::new(tokio::task::block_in_place(|| {
+            crate::db::snapshot::snapshot(&self.path, scratch)
+        })?);
+        *held = Some(Arc::clone(&s));
+        Ok(s)
     }
 
     /// Runs `f` on the broker (blocking SQLite work off the async path).
@@ -681,14 +700,13 @@ async fn ship_db<K: ReplKind>(
 ) -> bool {
     let peer = node_name(node);
     let scratch = ctx.devices.join(&db.device).join("tmp");
-    let snap =
-        match tokio::task::block_in_place(|| crate::db::snapshot::snapshot(&db.path, &scratch)) {
-            Ok(s) => s,
-            Err(e) => {
-                tracing::error!(db = %db.path.display(), "ERROR snapshot failed: {e}");
-                return false;
-            }
-        };
+    let snap = match db.snapshot(&scratch).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::error!(db = %db.path.display(), "ERROR snapshot failed: {e}");
+            return false;
+        }
+    };
     let shipped = match caps.http_transfer(ctx.conf.db_transfer) {
         false => rsync_to(ctx, snap.path(), node, info.id(), different_region).await,
         true => {

@@ -3,6 +3,7 @@
 //! that the server answers with 400), and encoded as Python's `json.dumps`
 //! would write them.
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use crate::db::shard::ShardRange;
@@ -272,21 +273,41 @@ impl<I: WireItem> ReplicateOp<I> {
 
     /// Parses a REPLICATE body.
     pub fn parse(body: &[u8]) -> Result<ReplicateOp<I>, WireError> {
-        let v: Value = serde_json::from_slice(body).map_err(|e| WireError::Json(e.to_string()))?;
-        let Value::Array(mut list) = v else {
-            return Err(WireError::NotAList);
+        // The top-level list as raw JSON slices: the list argument of the
+        // list-carrying ops (rows, sync points, shard ranges, partitions)
+        // is read straight into its type, never into a JSON tree; the
+        // other (small) arguments become values.
+        let raw: Vec<&RawValue> = match serde_json::from_slice(body) {
+            Ok(raw) => raw,
+            Err(e) => {
+                return Err(match serde_json::from_slice::<Value>(body) {
+                    Ok(_) => WireError::NotAList,
+                    Err(_) => WireError::Json(e.to_string()),
+                })
+            }
         };
-        // The first argument of the list-carrying ops (rows, sync points,
-        // shard ranges) is taken out rather than cloned.
+        let op_value: Value = match raw.first() {
+            Some(r) => serde_json::from_str(r.get()).map_err(|e| WireError::Json(e.to_string()))?,
+            None => return Err(WireError::Empty),
+        };
         let carries_list = matches!(
-            list.first().and_then(Value::as_str),
+            op_value.as_str(),
             Some("merge_items" | "merge_syncs" | "merge_shard_ranges" | "rowsync_partition_dbs")
         );
-        let mut first = if carries_list {
-            list.get_mut(1).map(Value::take)
-        } else {
-            None
-        };
+        let mut first: Option<&RawValue> = None;
+        let mut list = Vec::with_capacity(raw.len());
+        list.push(op_value);
+        for (i, r) in raw.iter().enumerate().skip(1) {
+            if carries_list && i == 1 {
+                first = Some(r);
+                list.push(Value::Null);
+            } else {
+                list.push(
+                    serde_json::from_str(r.get()).map_err(|e| WireError::Json(e.to_string()))?,
+                );
+            }
+        }
+        let mut first = first.map(|r| r.get());
         let (op, args) = list.split_first().ok_or(WireError::Empty)?;
         let Value::String(op) = op else {
             return Err(WireError::OpNotString);
@@ -322,7 +343,7 @@ impl<I: WireItem> ReplicateOp<I> {
             "merge_items" => {
                 const OP: &str = "merge_items";
                 count(OP, args, 1, 2, "1 or 2")?;
-                let items: Vec<I> = serde_json::from_value(first.take().unwrap_or_default())
+                let items: Vec<I> = serde_json::from_str(first.take().unwrap_or("null"))
                     .map_err(|e| arg_err(OP, 1, "items", format!("is not a list of rows: {e}")))?;
                 let source = opt_source(OP, args, 1)?;
                 if source.is_some() && items.last().is_some_and(|i| i.rowid().is_none()) {
@@ -333,15 +354,15 @@ impl<I: WireItem> ReplicateOp<I> {
             "merge_syncs" => {
                 const OP: &str = "merge_syncs";
                 count(OP, args, 1, 1, "1")?;
-                let points: Vec<SyncPoint> =
-                    serde_json::from_value(first.take().unwrap_or_default()).map_err(|e| {
-                        arg_err(
-                            OP,
-                            1,
-                            "sync points",
-                            format!("is not a list of sync points: {e}"),
-                        )
-                    })?;
+                let points: Vec<SyncPoint> = serde_json::from_str(first.take().unwrap_or("null"))
+                    .map_err(|e| {
+                    arg_err(
+                        OP,
+                        1,
+                        "sync points",
+                        format!("is not a list of sync points: {e}"),
+                    )
+                })?;
                 Ok(ReplicateOp::MergeSyncs(points))
             }
             "complete_rsync" | "rsync_then_merge" => {
@@ -378,7 +399,7 @@ impl<I: WireItem> ReplicateOp<I> {
                 let Some(v) = first.take() else {
                     return Ok(ReplicateOp::PartitionDbs(None));
                 };
-                let parts: Vec<u32> = serde_json::from_value(v).map_err(|e| {
+                let parts: Vec<u32> = serde_json::from_str(v).map_err(|e| {
                     arg_err(
                         OP,
                         1,
@@ -399,8 +420,8 @@ impl<I: WireItem> ReplicateOp<I> {
             "merge_shard_ranges" => {
                 const OP: &str = "merge_shard_ranges";
                 count(OP, args, 1, 2, "1 or 2")?;
-                let ranges: Vec<ShardRange> =
-                    serde_json::from_value(first.take().unwrap_or_default()).map_err(|e| {
+                let ranges: Vec<ShardRange> = serde_json::from_str(first.take().unwrap_or("null"))
+                    .map_err(|e| {
                         arg_err(
                             OP,
                             1,
