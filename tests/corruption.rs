@@ -24,6 +24,14 @@ fn with_page_broken(bytes: &[u8], page: usize) -> Vec<u8> {
 /// A page whose corruption ordinary reads do not notice but the integrity
 /// check does (tried on scratch copies of `db`).
 fn silent_page(db: &std::path::Path) -> Option<usize> {
+    silent_page_for(db, |_| true)
+}
+
+/// As [`silent_page`], for a page that `also_reads_fine` reads fine too.
+fn silent_page_for(
+    db: &std::path::Path,
+    also_reads_fine: impl Fn(&ContainerBroker) -> bool,
+) -> Option<usize> {
     let bytes = std::fs::read(db).unwrap();
     let pages = bytes.len() / 4096;
     let scratch = tempfile::tempdir().unwrap();
@@ -37,7 +45,8 @@ fn silent_page(db: &std::path::Path) -> Option<usize> {
         let Ok(b) = ContainerBroker::open(&copy) else {
             continue;
         };
-        let reads_fine = b.get_info().is_ok() && b.get_items_since(-1, 100_000).is_ok();
+        let reads_fine =
+            b.get_info().is_ok() && b.get_items_since(-1, 100_000).is_ok() && also_reads_fine(&b);
         let check_fails = !matches!(b.integrity_check().as_deref(), Ok("ok"));
         if reads_fine && check_fails {
             return Some(page);
@@ -98,4 +107,40 @@ async fn a_db_corrupted_at_rest_is_quarantined_and_restored_from_a_peer() {
         .run_once(&PassFilter::default())
         .await;
     assert_eq!(s.failure, 0, "{s:?}");
+}
+
+/// The integrity check runs beside the peers' requests, but a DB that
+/// fails it is never handed over whole: the peer that lacks it gets no
+/// copy (the upload stays in its tmp dir, no `complete_rsync`), and the
+/// sender's DB is quarantined.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_db_that_fails_its_check_is_not_shipped_to_a_peer_that_lacks_it() {
+    let cl = Cluster::start(2, 2, 2).await;
+    let p = cl.primaries(cl.part(A, C));
+    let db = cl.create_db(p[0], A, C);
+    db.merge_items(
+        (0..400)
+            .map(|i| obj(&format!("object-name-{i:05}"), &ts(i), "text/plain"))
+            .collect(),
+        None,
+    )
+    .unwrap();
+    let path = cl.db_path(p[0], A, C);
+    drop(db);
+    // A page the replicator's own reads (reclaim, replication info) do
+    // not touch either: only the integrity check finds it.
+    let page = silent_page_for(&path, |b| {
+        b.reclaim(1e10, 0.0).is_ok() && b.get_replication_info().is_ok()
+    })
+    .expect("a page that only the integrity check notices");
+    let bytes = std::fs::read(&path).unwrap();
+    std::fs::write(&path, with_page_broken(&bytes, page)).unwrap();
+    let s = cl
+        .replicator(p[0], "")
+        .run_once(&PassFilter::default())
+        .await;
+    assert!(s.failure >= 1, "{s:?}");
+    assert_eq!(s.success, 0, "{s:?}");
+    assert!(!cl.db_path(p[1], A, C).exists(), "no copy reached the peer");
+    assert!(!path.exists(), "the sender's DB was quarantined");
 }

@@ -463,24 +463,6 @@ impl<K: DbKind> Broker<K> {
             .map_err(|e| self.err(e))
     }
 
-    /// SQLite's `PRAGMA quick_check` (every page and b-tree, not index
-    /// contents): `Ok` when the file is sound, [`DbError::Corrupt`] when
-    /// it is not (the caller quarantines it).
-    pub fn audit(&self) -> Result<()> {
-        let first: String = self
-            .conn
-            .query_row("PRAGMA quick_check", [], |r| r.get(0))
-            .map_err(|e| self.err(e))?;
-        if first == "ok" {
-            return Ok(());
-        }
-        Err(DbError::Corrupt {
-            path: self.db_file().to_path_buf(),
-            reason: "failed PRAGMA quick_check",
-            detail: first,
-        })
-    }
-
     /// As `get_items_since` without committing the pending file.
     pub fn items_since_no_commit(&self, start: i64, count: usize) -> Result<Vec<K::Item>> {
         let sql = format!(

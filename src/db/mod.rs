@@ -179,6 +179,29 @@ pub(crate) fn injected(path: &Path, arg: Option<String>) -> DbError {
     DbError::io(path, std::io::Error::from_raw_os_error(errno))
 }
 
+/// `PRAGMA quick_check` of the DB file at `path`, on its own read-only
+/// connection (it may run beside a broker's): `Corrupt` when it fails.
+pub fn audit_file(path: &Path) -> Result<()> {
+    let conn = rusqlite::Connection::open_with_flags(
+        path,
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(|e| DbError::sqlite(path, e))?;
+    conn.busy_timeout(BROKER_TIMEOUT)
+        .map_err(|e| DbError::sqlite(path, e))?;
+    let first: String = conn
+        .query_row("PRAGMA quick_check", [], |r| r.get(0))
+        .map_err(|e| DbError::sqlite(path, e))?;
+    if first == "ok" {
+        return Ok(());
+    }
+    Err(DbError::Corrupt {
+        path: path.to_path_buf(),
+        reason: "failed PRAGMA quick_check",
+        detail: first,
+    })
+}
+
 /// Which kind of Swift DB a file is, by its stat table: `Some("account")`,
 /// `Some("container")`, or `None` for a readable SQLite file of neither
 /// kind. Opens the file read-only and writes nothing.

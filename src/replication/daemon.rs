@@ -829,9 +829,6 @@ impl<K: ReplKind> DbJob<K> {
         let opened = tokio::task::block_in_place(|| -> Result<(Broker<K>, K::Info), DbError> {
             let mut b = Broker::<K>::open(db_file)?;
             b.set_pending_timeout(Duration::from_secs(30));
-            if audit {
-                b.audit()?;
-            }
             if let Some(dir) = db_file.parent() {
                 rsync::reclaim_tmp_files(dir, reclaim_before(wall, conf.reclaim_age));
             }
@@ -914,6 +911,13 @@ impl<K: ReplKind> DbJob<K> {
         };
         let mut more_nodes = MoreNodes::new(self.ring.clone(), part);
         let db = LocalDb::new(broker, hash.clone(), device);
+        if audit {
+            // The integrity check runs on its own connection while the
+            // peers are contacted; what would hand our data over whole
+            // (complete_rsync, rsync_then_merge, a handoff's removal) and
+            // the visit's outcome wait for it.
+            db.start_audit();
+        }
         let mut responses: Vec<bool> = Vec::new();
         let mut failures: BTreeSet<(String, String)> = BTreeSet::new();
         let mut i = 0;
@@ -958,6 +962,23 @@ impl<K: ReplKind> DbJob<K> {
                     .count(if success { "successes" } else { "failures" });
                 responses.push(success);
             }
+        }
+        if let Err(e) = db.audited().await {
+            if e.corrupt {
+                tracing::error!(db = %db_file.display(), "Quarantining DB: {}", e.message);
+                drop(db);
+                if let Err(q) = files::quarantine(db_file) {
+                    tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
+                }
+            } else {
+                tracing::error!(db = %db_file.display(), "ERROR reading db: {}", e.message);
+            }
+            self.fail_all(&primaries(part));
+            self.ctx.count("failures");
+            return DbOutcome {
+                success: false,
+                responses: vec![],
+            };
         }
         if !shouldbehere && !self.cleanup_post_replicate(&db, &info, &responses) {
             for n in &repl_nodes {

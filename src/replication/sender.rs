@@ -48,6 +48,17 @@ pub struct LocalDb<K: DbKind> {
     /// The copy shipped to peers that get the whole DB: taken once per
     /// visit and shared by every such peer (removed with the last user).
     snapshot: tokio::sync::Mutex<Option<Arc<Snapshot>>>,
+    /// The integrity check started for this visit, if any, and its result.
+    audit_task: Mutex<Option<tokio::task::JoinHandle<Result<(), AuditFailure>>>>,
+    audit: tokio::sync::OnceCell<Result<(), AuditFailure>>,
+}
+
+/// A failed integrity check: `corrupt` when the DB itself failed it
+/// (quarantine), else it could not be run.
+#[derive(Debug, Clone)]
+pub struct AuditFailure {
+    pub corrupt: bool,
+    pub message: String,
 }
 
 impl<K: DbKind> LocalDb<K> {
@@ -58,7 +69,44 @@ impl<K: DbKind> LocalDb<K> {
             hash,
             device,
             snapshot: tokio::sync::Mutex::new(None),
+            audit_task: Mutex::new(None),
+            audit: tokio::sync::OnceCell::new(),
         }
+    }
+
+    /// Starts `PRAGMA quick_check` of the DB on a blocking thread, with its
+    /// own read-only connection.
+    pub fn start_audit(&self) {
+        let path = self.path.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            crate::db::audit_file(&path).map_err(|e| AuditFailure {
+                corrupt: e.is_corrupt(),
+                message: e.to_string(),
+            })
+        });
+        if let Ok(mut slot) = self.audit_task.lock() {
+            *slot = Some(task);
+        }
+    }
+
+    /// The started integrity check's result (waits for it); `Ok` when none
+    /// was started.
+    pub async fn audited(&self) -> Result<(), AuditFailure> {
+        self.audit
+            .get_or_init(|| async {
+                let task = self.audit_task.lock().ok().and_then(|mut t| t.take());
+                match task {
+                    None => Ok(()),
+                    Some(t) => t.await.unwrap_or_else(|e| {
+                        Err(AuditFailure {
+                            corrupt: false,
+                            message: format!("integrity check did not finish: {e}"),
+                        })
+                    }),
+                }
+            })
+            .await
+            .clone()
     }
 
     /// The snapshot to ship (in `scratch`), taken by the first peer that
@@ -730,6 +778,10 @@ async fn ship_db<K: ReplKind>(
     };
     drop(snap);
     if !shipped {
+        return false;
+    }
+    if let Err(e) = db.audited().await {
+        tracing::error!(db = %db.path.display(), %peer, "not sending {op_name}: the DB failed its integrity check: {}", e.message);
         return false;
     }
     fail::fail_point!("sender::after_ship", |_| false);
