@@ -2,7 +2,7 @@
 //! directory and report throughput; nothing here asserts on time.
 
 use std::path::Path;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 mod writes;
 pub use writes::{writes_bench, Phase, WritesReport};
@@ -161,6 +161,8 @@ struct BenchCluster {
     ports: Vec<u16>,
     shutdowns: Vec<tokio::sync::oneshot::Sender<()>>,
     ring: crate::ring::Ring,
+    /// Measured passes run the replicator in a child process.
+    child_replicator: bool,
 }
 
 const BENCH_SWIFT_CONF: &str =
@@ -206,6 +208,7 @@ impl BenchCluster {
             ports,
             shutdowns,
             ring,
+            child_replicator: false,
         })
     }
 
@@ -213,12 +216,10 @@ impl BenchCluster {
         crate::swift::HashPathConfig::new("bench", "mark")
     }
 
-    fn replicator(
-        &self,
-        i: usize,
-        extra: &str,
-    ) -> anyhow::Result<crate::replication::daemon::Replicator<crate::db::Container>> {
-        let conf = crate::config::ReplicatorConf::from_str(&format!(
+    /// Node `i`'s replicator config (`extra`: more `[container-replicator]`
+    /// options).
+    fn replicator_conf(&self, i: usize, extra: &str) -> String {
+        format!(
             "[DEFAULT]\ndevices = {}\nmount_check = false\nbind_ip = 127.0.0.1\nbind_port = {}\n\
              swift_dir = {}\n[container-replicator]\nrecon_cache_path = {}\ndb_transfer = http\n\
              databases_per_second = 0\nnode_timeout = 60\nconcurrency = 8\nlog_level = WARNING\n{extra}\n",
@@ -226,7 +227,15 @@ impl BenchCluster {
             self.ports[i],
             self.root.display(),
             self.root.join(format!("node{i}")).display(),
-        ))?;
+        )
+    }
+
+    fn replicator(
+        &self,
+        i: usize,
+        extra: &str,
+    ) -> anyhow::Result<crate::replication::daemon::Replicator<crate::db::Container>> {
+        let conf = crate::config::ReplicatorConf::from_str(&self.replicator_conf(i, extra))?;
         let swift = crate::config::SwiftConf::from_str(BENCH_SWIFT_CONF)?;
         let ring = crate::ring::RingHandle::open(self.root.join("container.ring.gz"))?;
         Ok(crate::replication::daemon::Replicator::new(
@@ -348,6 +357,9 @@ async fn timed_pass(
     name: &str,
     rows: usize,
 ) -> anyhow::Result<(Measure, crate::replication::stats::Stats)> {
+    if cluster.child_replicator {
+        return child_pass(cluster, extra, name, rows).await;
+    }
     let r = cluster.replicator(0, extra)?;
     let start = Instant::now();
     let stats = r.run_once(&Default::default()).await;
@@ -361,6 +373,108 @@ async fn timed_pass(
     ))
 }
 
+/// Peak RSS (kB) of the last replicator run in a child process.
+static CHILD_PEAK_RSS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Longest a child replicator pass may run before it is killed.
+const CHILD_PASS_LIMIT: Duration = Duration::from_secs(3600);
+
+/// One pass of node 0's replicator as `rowsync replicator --once` in a
+/// child process (this executable); its own peak RSS is sampled from
+/// `/proc` while it runs ([`wait_child`]); its stats come from its recon
+/// cache.
+async fn child_pass(
+    cluster: &BenchCluster,
+    extra: &str,
+    name: &str,
+    rows: usize,
+) -> anyhow::Result<(Measure, crate::replication::stats::Stats)> {
+    let node = cluster.root.join("node0");
+    let conf = node.join("replicator.conf");
+    std::fs::write(&conf, cluster.replicator_conf(0, extra))?;
+    let recon = node.join("container.recon");
+    let _ = std::fs::remove_file(&recon);
+    let start = Instant::now();
+    let child = std::process::Command::new(std::env::current_exe()?)
+        .arg("replicator")
+        .arg("--kind")
+        .arg("container")
+        .arg("--config")
+        .arg(&conf)
+        .arg("--swift-conf")
+        .arg(cluster.root.join("swift.conf"))
+        .arg("--once")
+        .stdin(std::process::Stdio::null())
+        .spawn()?;
+    let pid = child.id() as libc::pid_t;
+    let (status, maxrss_kb) = tokio::task::spawn_blocking(move || wait_child(pid)).await??;
+    let seconds = start.elapsed().as_secs_f64();
+    anyhow::ensure!(status == 0, "the replicator exited with status {status}");
+    CHILD_PEAK_RSS.store(maxrss_kb, std::sync::atomic::Ordering::Relaxed);
+    let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&recon)?)?;
+    let st = &v["replication_stats"];
+    let n = |k: &str| st[k].as_u64().unwrap_or(0);
+    let stats = crate::replication::stats::Stats {
+        attempted: n("attempted"),
+        success: n("success"),
+        failure: n("failure"),
+        no_change: n("no_change"),
+        hashmatch: n("hashmatch"),
+        rsync: n("rsync"),
+        diff: n("diff"),
+        diff_capped: n("diff_capped"),
+        remote_merge: n("remote_merge"),
+        ..Default::default()
+    };
+    Ok((
+        Measure {
+            name: name.into(),
+            rows,
+            seconds,
+        },
+        stats,
+    ))
+}
+
+/// Waits (bounded by [`CHILD_PASS_LIMIT`]; killed after it) for child
+/// `pid`: its exit status and peak RSS in kB, the child's own `VmHWM`
+/// read every 5 ms until it exits (`wait4`'s `ru_maxrss` would count this
+/// process's memory too: the child starts as a copy of it).
+fn wait_child(pid: libc::pid_t) -> anyhow::Result<(i32, u64)> {
+    let deadline = Instant::now() + CHILD_PASS_LIMIT;
+    let status_file = format!("/proc/{pid}/status");
+    let mut peak = 0u64;
+    loop {
+        if let Some(kb) = std::fs::read_to_string(&status_file)
+            .ok()
+            .and_then(|s| status_kb(&s, "VmHWM:"))
+        {
+            peak = peak.max(kb);
+        }
+        let mut status: libc::c_int = 0;
+        // SAFETY: a plain out-parameter for waitpid on our own child.
+        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+        if r == pid {
+            let code = if libc::WIFEXITED(status) {
+                libc::WEXITSTATUS(status)
+            } else {
+                -1
+            };
+            return Ok((code, peak));
+        }
+        anyhow::ensure!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
+        if Instant::now() > deadline {
+            // SAFETY: signals our own child, then reaps it.
+            unsafe {
+                libc::kill(pid, libc::SIGKILL);
+                libc::waitpid(pid, &mut status, 0);
+            }
+            anyhow::bail!("the replicator pass ran over {CHILD_PASS_LIMIT:?}");
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// The replication benchmark: usync, rsync_then_merge and a whole-DB ship
 /// of `rows` rows, and one pass over `dbs` small in-sync DBs, each on a
 /// two-node loopback cluster. Returns each step with the path the
@@ -372,6 +486,7 @@ pub async fn replication_bench(
     only: Option<&str>,
     repeat: usize,
     visiting_pass: bool,
+    child_replicator: bool,
 ) -> anyhow::Result<Vec<(Measure, String)>> {
     let base = Timestamp::parse("1700000000").map(|t| t.raw()).unwrap_or(0);
     let mut out = Vec::new();
@@ -388,7 +503,8 @@ pub async fn replication_bench(
     // does not apply and every row goes as merge_items.
     if want("usync") {
         let root = dir.join("usync");
-        let cluster = BenchCluster::start(&root).await?;
+        let mut cluster = BenchCluster::start(&root).await?;
+        cluster.child_replicator = child_replicator;
         let local = cluster.create(0, "usync")?;
         let remote = cluster.create(1, "usync")?;
         fill(
@@ -407,7 +523,8 @@ pub async fn replication_bench(
     // rsync_then_merge: the peer has 5% as many rows.
     if want("rsync_then_merge") {
         let root = dir.join("rtm");
-        let cluster = BenchCluster::start(&root).await?;
+        let mut cluster = BenchCluster::start(&root).await?;
+        cluster.child_replicator = child_replicator;
         let local = cluster.create(0, "rtm")?;
         let remote = cluster.create(1, "rtm")?;
         fill(
@@ -432,7 +549,8 @@ pub async fn replication_bench(
     // A missing replica: the whole DB is shipped.
     if want("ship") {
         let root = dir.join("ship");
-        let cluster = BenchCluster::start(&root).await?;
+        let mut cluster = BenchCluster::start(&root).await?;
+        cluster.child_replicator = child_replicator;
         let local = cluster.create(0, "ship")?;
         fill(
             &local,
@@ -453,7 +571,8 @@ pub async fn replication_bench(
     // Many small DBs already in sync.
     if want("many") {
         let root = dir.join("many");
-        let cluster = BenchCluster::start(&root).await?;
+        let mut cluster = BenchCluster::start(&root).await?;
+        cluster.child_replicator = child_replicator;
         cluster.create_small_dbs(0..dbs, base)?;
         // A first pass records the sync points; the second is measured.
         reset_peak_rss();
@@ -497,7 +616,8 @@ pub async fn replication_bench(
         cluster.stop();
         // The same changed DBs alone (a cluster holding only them).
         let root = dir.join("many-alone");
-        let alone = BenchCluster::start(&root).await?;
+        let mut alone = BenchCluster::start(&root).await?;
+        alone.child_replicator = child_replicator;
         alone.create_small_dbs(changed.iter().copied(), base)?;
         for _ in 0..3 {
             let _ = timed_pass(&alone, "", "warm-up", 0).await?;
@@ -516,8 +636,12 @@ static RSS_AT_RESET: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64
 
 /// A `/proc/self/status` figure in kB.
 fn proc_status_kb(key: &str) -> Option<u64> {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()?
+    status_kb(&std::fs::read_to_string("/proc/self/status").ok()?, key)
+}
+
+/// A figure in kB from the text of a `/proc/<pid>/status`.
+fn status_kb(status: &str, key: &str) -> Option<u64> {
+    status
         .lines()
         .find_map(|l| l.strip_prefix(key))?
         .trim()
@@ -541,6 +665,10 @@ fn reset_peak_rss() {
 /// these in-process benchmarks, both servers), and its RSS at the reset
 /// (memory the allocator kept from setting the step up).
 fn rss_note() -> String {
+    let child = CHILD_PEAK_RSS.swap(0, std::sync::atomic::Ordering::Relaxed);
+    if child > 0 {
+        return format!("replicator_peak_rss={}MB", child / 1024);
+    }
     let start = RSS_AT_RESET.load(std::sync::atomic::Ordering::Relaxed);
     proc_status_kb("VmHWM:").map_or_else(String::new, |kb| {
         format!("peak_rss={}MB (at start {}MB)", kb / 1024, start / 1024)

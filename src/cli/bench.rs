@@ -34,7 +34,7 @@ pub enum BenchCommand {
     /// in-sync DBs a pass visiting each, a pass with nothing changed, one
     /// with 1% of them changed, and a pass over those 1% alone. Each line
     /// ends with the process's peak RSS during that step (replicator and
-    /// both servers).
+    /// both servers), or with --replicator-process the replicator's own.
     ///
     /// Example: rowsync bench replication --rows 1000000 --dbs 100000
     Replication {
@@ -56,6 +56,11 @@ pub enum BenchCommand {
         /// 0`; minutes over 100,000 DBs).
         #[arg(long)]
         no_visiting_pass: bool,
+        /// Runs each measured pass as `rowsync replicator --once` in a
+        /// child process, and reports the replicator's own peak RSS
+        /// (`replicator_peak_rss`) instead of the whole process's.
+        #[arg(long)]
+        replicator_process: bool,
     },
     /// Object PUTs into a big container while it is replicated into:
     /// --writers clients PUT into node 1's container for --seconds with
@@ -162,6 +167,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
             dir,
             repeat,
             no_visiting_pass,
+            replicator_process,
         } => {
             anyhow::ensure!(rows > 0, "--rows must be positive");
             anyhow::ensure!((1..=10_000).contains(&repeat), "--repeat must be 1..=10000");
@@ -175,6 +181,7 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 only.as_deref(),
                 repeat,
                 !no_visiting_pass,
+                replicator_process,
             ))?;
             println!(
                 "{:<45} {:>9} {:>9} {:>12}  path",
