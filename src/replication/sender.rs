@@ -379,19 +379,14 @@ pub async fn repl_to_node<K: ReplKind>(
             db.call(|b| K::set_storage_policy_index(b, spi, &now))?;
         }
     }
-    if K::SENDER_MERGES_PEER_TIMESTAMPS
+    // The peer's DB timestamps are merged into ours after the rows are
+    // sent (they commute with everything the visit does): a write here
+    // would wait for the visit's integrity check to release its read lock
+    // before the first row could go.
+    let merge_peer_timestamps = K::SENDER_MERGES_PEER_TIMESTAMPS
         && (info.created_at() != rinfo.created_at()
             || info.put_timestamp() != rinfo.put_timestamp()
-            || info.delete_timestamp() != rinfo.delete_timestamp())
-    {
-        db.call(|b| {
-            b.merge_timestamps(
-                rinfo.created_at(),
-                rinfo.put_timestamp(),
-                rinfo.delete_timestamp(),
-            )
-        })?;
-    }
+            || info.delete_timestamp() != rinfo.delete_timestamp());
     let has_shard_key = raw.get("shard_max_row").is_some();
     if K::SHARD_RANGES && rinfo.shard_max_row().unwrap_or(-1) >= 0 {
         fetch_shard_ranges(ctx, db, node, partition).await?;
@@ -442,8 +437,21 @@ pub async fn repl_to_node<K: ReplKind>(
         tracing::warn!(%peer, "unable to replicate shard ranges to peer {peer}; peer may need upgrading");
         shard_ok = false;
     }
+    let merged_timestamps = || -> Result<(), ReplError> {
+        if merge_peer_timestamps {
+            db.call(|b| {
+                b.merge_timestamps(
+                    rinfo.created_at(),
+                    rinfo.put_timestamp(),
+                    rinfo.delete_timestamp(),
+                )
+            })?;
+        }
+        Ok(())
+    };
     if db.call(|b| K::sharding_initiated(b))? {
         ctx.stat(|s| s.deferred += 1);
+        merged_timestamps()?;
         return Ok(shard_ok);
     }
     let rows_ok = choose_mode(
@@ -456,8 +464,9 @@ pub async fn repl_to_node<K: ReplKind>(
         partition,
         (different_region, caps),
     )
-    .await?;
-    Ok(rows_ok && shard_ok)
+    .await;
+    merged_timestamps()?;
+    Ok(rows_ok? && shard_ok)
 }
 
 async fn fetch_shard_ranges<K: ReplKind>(
