@@ -156,6 +156,27 @@ impl ReplClient {
         r
     }
 
+    /// Sends an op already encoded as `body` (`op` names it for metrics).
+    pub async fn replicate_encoded(
+        &self,
+        dev: &Device,
+        partition: u32,
+        hash: &str,
+        op: OpName,
+        body: Vec<u8>,
+        timeout: Duration,
+    ) -> Result<ReplResponse, ClientError> {
+        let start = std::time::Instant::now();
+        let r = self
+            .transport
+            .replicate(dev, partition, hash, op, body, timeout)
+            .await;
+        if let Some(m) = &self.metrics {
+            m.request(op.as_str(), start.elapsed());
+        }
+        r
+    }
+
     /// Uploads a DB file into the peer's `<device>/tmp/<name>`.
     pub async fn upload_db(
         &self,

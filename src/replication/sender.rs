@@ -16,6 +16,7 @@
 //!   crashes on the local device: see [`super::ship_record`]);
 //! - the sync table sent with `merge_syncs` leaves out the receiver's own id.
 
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
@@ -27,7 +28,7 @@ use super::clock::{epoch_secs, Clock};
 use super::policy::{incorrect_policy_index, PolicyInfo};
 use super::rpc::ReplKind;
 use super::stats::Stats;
-use super::wire::{ReplicateOp, SyncArgs, MERGE_BATCH_GROWTH};
+use super::wire::{OpName, ReplicateOp, SyncArgs, MERGE_BATCH_GROWTH};
 use crate::config::{DbTransfer, ReplicatorConf};
 use crate::db::shard::ShardRange;
 use crate::db::snapshot::Snapshot;
@@ -51,7 +52,24 @@ pub struct LocalDb<K: DbKind> {
     /// The integrity check started for this visit, if any, and its result.
     audit_task: Mutex<Option<tokio::task::JoinHandle<Result<(), AuditFailure>>>>,
     audit: tokio::sync::OnceCell<Result<(), AuditFailure>>,
+    /// The last `merge_items` batches read and encoded in this visit
+    /// (keyed by start point and row limit): peers at the same point are
+    /// sent the same bytes, read once.
+    batches: Mutex<VecDeque<(i64, usize, Arc<Batch>)>>,
 }
+
+/// One encoded `merge_items` batch.
+#[derive(Debug)]
+pub struct Batch {
+    pub body: Vec<u8>,
+    /// Rows in it (0: nothing after the point).
+    pub rows: u64,
+    /// The ROWID of its last row (the start point when empty).
+    pub last: i64,
+}
+
+/// Batches a visit keeps for its other peers.
+const BATCHES_KEPT: usize = 4;
 
 /// A failed integrity check: `corrupt` when the DB itself failed it
 /// (quarantine), else it could not be run.
@@ -59,6 +77,38 @@ pub struct LocalDb<K: DbKind> {
 pub struct AuditFailure {
     pub corrupt: bool,
     pub message: String,
+}
+
+impl<K: ReplKind> LocalDb<K> {
+    /// The `merge_items` batch of up to `limit` rows after `point`, sent
+    /// with `source`: read and encoded once for every peer of this visit
+    /// that asks for the same rows. A later read from its last ROWID finds
+    /// whatever was committed since.
+    pub fn batch(&self, point: i64, limit: usize, source: &str) -> Result<Arc<Batch>, DbError> {
+        tokio::task::block_in_place(|| {
+            let mut kept = match self.batches.lock() {
+                Ok(g) => g,
+                Err(p) => p.into_inner(),
+            };
+            if let Some((_, _, b)) = kept.iter().find(|(p, l, _)| *p == point && *l == limit) {
+                return Ok(Arc::clone(b));
+            }
+            let items = self.call(|b| b.get_items_since(point, limit))?;
+            let last = items.last().and_then(|i| i.rowid()).unwrap_or(point);
+            let rows = items.len() as u64;
+            let body = ReplicateOp::MergeItems {
+                items,
+                source: Some(source.to_string()),
+            }
+            .to_body();
+            let batch = Arc::new(Batch { body, rows, last });
+            if kept.len() >= BATCHES_KEPT {
+                kept.pop_front();
+            }
+            kept.push_back((point, limit, Arc::clone(&batch)));
+            Ok(batch)
+        })
+    }
 }
 
 impl<K: DbKind> LocalDb<K> {
@@ -71,6 +121,7 @@ impl<K: DbKind> LocalDb<K> {
             snapshot: tokio::sync::Mutex::new(None),
             audit_task: Mutex::new(None),
             audit: tokio::sync::OnceCell::new(),
+            batches: Mutex::new(VecDeque::new()),
         }
     }
 
@@ -623,32 +674,28 @@ async fn usync<K: ReplKind>(
     // Swift's cap: max_diffs batches of per_diff rows.
     let budget = ctx.conf.max_diffs.saturating_mul(per_diff);
     let batch_rows = caps.batch_rows(per_diff).min(budget.max(1));
-    let mut items = db.call(|b| b.get_items_since(point, batch_rows))?;
+    let source = info.id().to_string();
+    let mut batch = db.batch(point, batch_rows, &source)?;
     let mut diffs = 0usize;
     let mut sent: u64 = 0;
     let mut failed = false;
-    while !items.is_empty() && (sent as usize) < budget {
+    while batch.rows > 0 && (sent as usize) < budget {
         diffs += 1;
-        let batch_len = items.len() as u64;
-        let last = items.last().and_then(|i| i.rowid()).unwrap_or(point);
-        let op = ReplicateOp::MergeItems {
-            items: std::mem::take(&mut items),
-            source: Some(info.id().to_string()),
-        };
+        let (batch_len, last) = (batch.rows, batch.last);
         // Send this batch while the next one is read from the DB.
         let client = ctx.client.clone();
-        let (node2, hash) = (node.clone(), db.hash.clone());
+        let (node2, hash, body) = (node.clone(), db.hash.clone(), batch.body.clone());
         let send = tokio::spawn(async move {
             client
-                .replicate(&node2, partition, &hash, &op, timeout)
+                .replicate_encoded(&node2, partition, &hash, OpName::MergeItems, body, timeout)
                 .await
         });
         let left = budget.saturating_sub(sent as usize + batch_len as usize);
-        let next = if left > 0 {
-            db.call(|b| b.get_items_since(last, batch_rows.min(left)))
-        } else {
-            db.call(|b| b.get_items_since(last, 1))
-        };
+        let next = db.batch(
+            last,
+            if left > 0 { batch_rows.min(left) } else { 1 },
+            &source,
+        );
         let answer = send.await;
         match answer {
             Ok(Ok(r)) if r.is_success() => {}
@@ -670,7 +717,7 @@ async fn usync<K: ReplKind>(
         }
         sent += batch_len;
         point = last;
-        items = next?;
+        batch = next?;
     }
     if let Some(m) = &ctx.metrics {
         m.rows_sent(sent, start.elapsed());
@@ -678,7 +725,7 @@ async fn usync<K: ReplKind>(
     // What the peer still lacks when this usync ends early.
     ctx.lag(
         &peer,
-        if failed || !items.is_empty() {
+        if failed || batch.rows > 0 {
             info.max_row() - point
         } else {
             0
@@ -700,7 +747,7 @@ async fn usync<K: ReplKind>(
         db = %db.path.display(), %peer, point, batches = diffs,
         "usyncing chunks finished ({:.3}s)", start.elapsed().as_secs_f64()
     );
-    if !items.is_empty() {
+    if batch.rows > 0 {
         tracing::debug!(
             db = %db.path.display(), %peer,
             "Synchronization has fallen more than {} rows behind; moving on and will try again next pass",
