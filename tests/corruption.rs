@@ -55,8 +55,9 @@ fn silent_page_for(
     None
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_db_corrupted_at_rest_is_quarantined_and_restored_from_a_peer() {
+/// A two-node cluster, the primaries of `A/C`, and its DB on the first
+/// with 400 rows.
+async fn cluster_with_rows() -> (Cluster, Vec<usize>, ContainerBroker) {
     let cl = Cluster::start(2, 2, 2).await;
     let p = cl.primaries(cl.part(A, C));
     let db = cl.create_db(p[0], A, C);
@@ -67,6 +68,12 @@ async fn a_db_corrupted_at_rest_is_quarantined_and_restored_from_a_peer() {
         None,
     )
     .unwrap();
+    (cl, p, db)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_db_corrupted_at_rest_is_quarantined_and_restored_from_a_peer() {
+    let (cl, p, db) = cluster_with_rows().await;
     let s = cl
         .replicator(p[0], "")
         .run_once(&PassFilter::default())
@@ -115,16 +122,7 @@ async fn a_db_corrupted_at_rest_is_quarantined_and_restored_from_a_peer() {
 /// sender's DB is quarantined.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_db_that_fails_its_check_is_not_shipped_to_a_peer_that_lacks_it() {
-    let cl = Cluster::start(2, 2, 2).await;
-    let p = cl.primaries(cl.part(A, C));
-    let db = cl.create_db(p[0], A, C);
-    db.merge_items(
-        (0..400)
-            .map(|i| obj(&format!("object-name-{i:05}"), &ts(i), "text/plain"))
-            .collect(),
-        None,
-    )
-    .unwrap();
+    let (cl, p, db) = cluster_with_rows().await;
     let path = cl.db_path(p[0], A, C);
     drop(db);
     // A page the replicator's own reads (reclaim, replication info) do

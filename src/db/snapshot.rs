@@ -172,18 +172,24 @@ mod tests {
     use crate::db::ContainerBroker;
     use crate::swift::merge::ObjectItem;
 
-    #[test]
-    fn snapshot_is_an_identical_db() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sda/containers/1/abc/h/h.db");
+    /// A container DB under `dir` with `n` rows.
+    fn db_with_rows(dir: &Path, n: usize) -> (PathBuf, ContainerBroker) {
+        let path = dir.join("sda/containers/1/abc/h/h.db");
         let b = ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
         b.merge_items(
-            (0..50)
+            (0..n)
                 .map(|i| ObjectItem::new(format!("o{i}"), "1700000000.00000", 1, "t", "e"))
                 .collect(),
             None,
         )
         .unwrap();
+        (path, b)
+    }
+
+    #[test]
+    fn snapshot_is_an_identical_db() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, b) = db_with_rows(dir.path(), 50);
         let snap = snapshot(&path, &dir.path().join("tmp")).unwrap();
         let copy = ContainerBroker::open(snap.path()).unwrap();
         let a = b.get_replication_info().unwrap();
@@ -200,15 +206,7 @@ mod tests {
     #[test]
     fn a_rollback_journal_db_is_copied_byte_for_byte_and_a_wal_db_by_backup() {
         let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("sda/containers/1/abc/h/h.db");
-        let b = ContainerBroker::create(&path, "a", "c", None, 0).unwrap();
-        b.merge_items(
-            (0..500)
-                .map(|i| ObjectItem::new(format!("o{i}"), "1700000000.00000", 1, "t", "e"))
-                .collect(),
-            None,
-        )
-        .unwrap();
+        let (path, _b) = db_with_rows(dir.path(), 500);
         let snap = snapshot(&path, &dir.path().join("tmp")).unwrap();
         assert_eq!(
             std::fs::read(snap.path()).unwrap(),
