@@ -750,6 +750,32 @@ struct DbJob<K: ReplKind> {
 }
 
 impl<K: ReplKind> DbJob<K> {
+    /// A DB that could not be read, or failed its integrity check
+    /// (`corrupt`: quarantined, so its peers restore it): a failure for
+    /// every primary.
+    fn unreadable(
+        &self,
+        db_file: &Path,
+        corrupt: bool,
+        e: &dyn std::fmt::Display,
+        primaries: &[Device],
+    ) -> DbOutcome {
+        if corrupt {
+            tracing::error!(db = %db_file.display(), "Quarantining DB: {e}");
+            if let Err(q) = files::quarantine(db_file) {
+                tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
+            }
+        } else {
+            tracing::error!(db = %db_file.display(), "ERROR reading db: {e}");
+        }
+        self.fail_all(primaries);
+        self.ctx.count("failures");
+        DbOutcome {
+            success: false,
+            responses: vec![],
+        }
+    }
+
     fn fail_all(&self, nodes: &[Device]) {
         self.ctx.stat(|s| {
             for n in nodes {
@@ -838,22 +864,7 @@ impl<K: ReplKind> DbJob<K> {
         });
         let (broker, info) = match opened {
             Ok(x) => x,
-            Err(e) => {
-                if e.is_corrupt() {
-                    tracing::error!(db = %db_file.display(), "Quarantining DB: {e}");
-                    if let Err(q) = files::quarantine(db_file) {
-                        tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
-                    }
-                } else {
-                    tracing::error!(db = %db_file.display(), "ERROR reading db: {e}");
-                }
-                self.fail_all(&primaries(part));
-                self.ctx.count("failures");
-                return DbOutcome {
-                    success: false,
-                    responses: vec![],
-                };
-            }
+            Err(e) => return self.unreadable(db_file, e.is_corrupt(), &e, &primaries(part)),
         };
         let mut shouldbehere = true;
         match self
@@ -964,21 +975,8 @@ impl<K: ReplKind> DbJob<K> {
             }
         }
         if let Err(e) = db.audited().await {
-            if e.corrupt {
-                tracing::error!(db = %db_file.display(), "Quarantining DB: {}", e.message);
-                drop(db);
-                if let Err(q) = files::quarantine(db_file) {
-                    tracing::error!(db = %db_file.display(), "quarantine failed: {q}");
-                }
-            } else {
-                tracing::error!(db = %db_file.display(), "ERROR reading db: {}", e.message);
-            }
-            self.fail_all(&primaries(part));
-            self.ctx.count("failures");
-            return DbOutcome {
-                success: false,
-                responses: vec![],
-            };
+            drop(db);
+            return self.unreadable(db_file, e.corrupt, &e.message, &primaries(part));
         }
         if !shouldbehere && !self.cleanup_post_replicate(&db, &info, &responses) {
             for n in &repl_nodes {
