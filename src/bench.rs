@@ -406,8 +406,7 @@ async fn child_pass(
         .arg("--once")
         .stdin(std::process::Stdio::null())
         .spawn()?;
-    let pid = child.id() as libc::pid_t;
-    let (status, maxrss_kb) = tokio::task::spawn_blocking(move || wait_child(pid)).await??;
+    let (status, maxrss_kb) = tokio::task::spawn_blocking(move || wait_child(child)).await??;
     let seconds = start.elapsed().as_secs_f64();
     anyhow::ensure!(status == 0, "the replicator exited with status {status}");
     CHILD_PEAK_RSS.store(maxrss_kb, std::sync::atomic::Ordering::Relaxed);
@@ -436,13 +435,14 @@ async fn child_pass(
     ))
 }
 
-/// Waits (bounded by [`CHILD_PASS_LIMIT`]; killed after it) for child
-/// `pid`: its exit status and peak RSS in kB, the child's own `VmHWM`
-/// read every 5 ms until it exits (`wait4`'s `ru_maxrss` would count this
-/// process's memory too: the child starts as a copy of it).
-fn wait_child(pid: libc::pid_t) -> anyhow::Result<(i32, u64)> {
+/// Waits (bounded by [`CHILD_PASS_LIMIT`]; killed after it) for `child`:
+/// its exit code (-1 if killed by a signal) and peak RSS in kB, the
+/// child's own `VmHWM` read every 5 ms until it exits (`wait4`'s
+/// `ru_maxrss` would count this process's memory too: the child starts as
+/// a copy of it).
+fn wait_child(mut child: std::process::Child) -> anyhow::Result<(i32, u64)> {
     let deadline = Instant::now() + CHILD_PASS_LIMIT;
-    let status_file = format!("/proc/{pid}/status");
+    let status_file = format!("/proc/{}/status", child.id());
     let mut peak = 0u64;
     loop {
         if let Some(kb) = std::fs::read_to_string(&status_file)
@@ -451,24 +451,12 @@ fn wait_child(pid: libc::pid_t) -> anyhow::Result<(i32, u64)> {
         {
             peak = peak.max(kb);
         }
-        let mut status: libc::c_int = 0;
-        // SAFETY: a plain out-parameter for waitpid on our own child.
-        let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
-        if r == pid {
-            let code = if libc::WIFEXITED(status) {
-                libc::WEXITSTATUS(status)
-            } else {
-                -1
-            };
-            return Ok((code, peak));
+        if let Some(status) = child.try_wait()? {
+            return Ok((status.code().unwrap_or(-1), peak));
         }
-        anyhow::ensure!(r == 0, "waitpid: {}", std::io::Error::last_os_error());
         if Instant::now() > deadline {
-            // SAFETY: signals our own child, then reaps it.
-            unsafe {
-                libc::kill(pid, libc::SIGKILL);
-                libc::waitpid(pid, &mut status, 0);
-            }
+            let _ = child.kill();
+            let _ = child.wait();
             anyhow::bail!("the replicator pass ran over {CHILD_PASS_LIMIT:?}");
         }
         std::thread::sleep(Duration::from_millis(5));
