@@ -8,7 +8,9 @@ import hashlib
 import json
 import os
 import platform
+import shutil
 import subprocess
+import tempfile
 import time
 
 from cluster import ACCOUNT, SWIFT_VERSION
@@ -23,7 +25,13 @@ BENCH_CONF = {'per_diff': '1000', 'max_diffs': '100', 'concurrency': '8',
               'databases_per_second': '0', 'node_timeout': '60',
               'conn_timeout': '5', 'log_level': 'INFO'}
 BENCH_TIMEOUT = 1800  # seconds for one pass
-BENCH_KINDS = ('swift', 'rowsync')
+# (INTEROP_BENCH_KINDS=rowsync: one side only, to look into it)
+BENCH_KINDS = tuple(k for k in os.environ.get(
+    'INTEROP_BENCH_KINDS', 'swift,rowsync').split(',') if k)
+# The PUT load of the `writes` workloads (as `rowsync bench writes`).
+WRITES_WRITERS = 16
+WRITES_SECONDS = 10.0
+WRITES_TIMEOUT = 120  # seconds for the load to end once told to
 
 
 def bench_rows(n, t0, step=0.001, prefix='obj', ctype='text/plain'):
@@ -52,6 +60,7 @@ class Bench(object):
         self.ctx = Ctx(cl, set(), log)
         self.t0 = self.ctx.t0
         self._in_sync = {}
+        self.writes_results = []
 
     def n(self, rows):
         return max(10, int(rows * self.scale))
@@ -230,6 +239,121 @@ class Bench(object):
             path = '%d DBs skipped unopened' % count
         return count, k, secs, wall, path
 
+    def put_load(self, url, tag, until_eof=False):
+        """`rowsync bench put-load`: the same PUT load for both kinds (16
+        writers). Without `until_eof` runs for WRITES_SECONDS and returns
+        (figures, acknowledged names); with it runs until told to stop
+        (`end_load`: the end of the pass) and returns the running process
+        and its acked-names file."""
+        acked = tempfile.NamedTemporaryFile(
+            prefix='acked-', dir=self.cl.root, delete=False)
+        acked.close()
+        cmd = [self.cl.rowsync_bin, 'bench', 'put-load', '--url', url,
+               '--writers', str(WRITES_WRITERS), '--tag', tag,
+               '--acked', acked.name]
+        if until_eof:
+            cmd += ['--seconds', '0.001', '--until-eof']
+        else:
+            cmd += ['--seconds', str(self.writes_seconds())]
+        if until_eof:
+            p = subprocess.Popen(cmd, stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True)
+            return p, acked.name
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL,
+                             stdout=subprocess.PIPE, text=True)
+        return self.end_load(p, acked.name)
+
+    def end_load(self, p, acked):
+        """Stops a load started with `until_eof` (closes its stdin) and
+        returns (figures, acknowledged names)."""
+        try:
+            # (communicate closes stdin)
+            out, _ = p.communicate(timeout=WRITES_TIMEOUT)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.communicate()
+            raise Fail('put-load did not end within %ds' % WRITES_TIMEOUT)
+        check(p.returncode == 0, 'put-load exited %d', p.returncode)
+        figures = json.loads(out.strip().splitlines()[-1])
+        with open(acked) as f:
+            names = [line.strip() for line in f if line.strip()]
+        os.unlink(acked)
+        return figures, names
+
+    def writes_seconds(self):
+        return max(2.0, WRITES_SECONDS * min(1.0, self.scale))
+
+    def live_names(self, node, part, hsh):
+        b = self.ctx.broker(node, part, hsh)
+        b._commit_puts()
+        with b.get() as conn:
+            return {r[0] for r in conn.execute(
+                'SELECT name FROM object WHERE deleted = 0')}
+
+    def writes(self, kind, mode):
+        """Object PUTs into a big container on a peer while the sender's
+        pass replicates into it (as `rowsync bench writes`, on this
+        cluster's servers): the sender holds n rows; peer 1 holds its own
+        rows (usync: n, so every row goes as merge_items; rsync_then_merge:
+        n/20, so the whole DB goes and peer 1 merges its rows in); peer 2
+        already holds the sender's DB, in sync. WRITES_WRITERS clients PUT
+        into peer 1 for WRITES_SECONDS with nothing else running, then
+        for as long as the sender's pass runs (the replicator process).
+        Then peer 1's passes send the new rows on, and every acknowledged
+        PUT must be a live row on the sender and on peer 1."""
+        n = self.n(300000)
+        cont, part, hsh, (snd, p1, p2) = self.ctx.place(
+            'b-writes-%s-%s' % (mode, kind), (kind,) * 3)
+        sb = self.make(snd, part, hsh, cont, bench_rows(n, self.t0))
+        sid = sb.get_info()['id']
+        own = n if mode == 'usync' else max(1, n // 20)
+        self.make(p1, part, hsh, cont,
+                  bench_rows(own, self.t0 + 1, prefix='own'))
+        path2 = p2.db_path(part, hsh)
+        os.makedirs(os.path.dirname(path2), exist_ok=True)
+        shutil.copyfile(snd.db_path(part, hsh), path2)
+        self.ctx.broker(p2, part, hsh).newid(sid)
+        url = 'http://127.0.0.1:%d/%s/%d/%s/%s' % (p1.port, p1.device, part,
+                                                   ACCOUNT, cont)
+        base, acked = self.put_load(url, 'base')
+        p, acked_file = self.put_load(url, 'repl', until_eof=True)
+        try:
+            k, secs, wall, st = self.passes(
+                snd, part, {'max_diffs': str(n // 1000 + 10)})
+        finally:
+            repl, more = self.end_load(p, acked_file)
+        acked += more
+        if mode == 'usync':
+            self.ctx.expect_stats(st, 'writes usync', diff=1, success=2)
+        else:
+            self.ctx.expect_stats(st, 'writes rsync_then_merge',
+                                  remote_merge=1, success=2)
+        # peer 1's new rows go to the sender (and peer 2)
+        self.passes(p1, part, {'max_diffs': str(3 * n // 1000 + 10)},
+                    upto=10)
+        lost = []
+        for node in (snd, p1):
+            have = self.live_names(node, part, hsh)
+            lost.append(sum(1 for a in acked if a not in have))
+        self.writes_results.append({
+            'kind': kind, 'mode': mode, 'rows': n, 'pass': secs,
+            'path': 'merge_items %d rows' % n if mode == 'usync'
+            else 'rsync_then_merge', 'baseline': base, 'replicating': repl,
+            'lost': lost})
+        for label, ph in (('no replication', base),
+                          ('while replicating', repl)):
+            print('    %-18s %6d PUTs %4d errors  p50 %7.2f ms  p99 %7.2f ms'
+                  '  max %7.2f ms' % (label, ph['puts'], ph['errors'],
+                                      ph['p50_ms'], ph['p99_ms'],
+                                      ph['max_ms']), flush=True)
+        print('    slowest PUTs while replicating (sent at, ms): %s' % ', '.join(
+            '%s %.0f' % (time.strftime('%H:%M:%S', time.gmtime(at))
+                         + ('%.3f' % (at % 1))[1:], ms)
+            for at, ms in repl.get('slowest', [])), flush=True)
+        print('    acknowledged PUTs missing afterwards: %d on the sender, '
+              '%d on peer 1' % tuple(lost), flush=True)
+        return n, k, secs, wall, self.writes_results[-1]['path']
+
     WORKLOADS = (
         ('missing DB (whole DB shipped)', 'missing', ()),
         ('10% gap (merge_items)', 'gap', (0.9,)),
@@ -237,6 +361,8 @@ class Bench(object):
         ('diff-capped backlog', 'capped', ()),
         ('in-sync small DBs, one pass', 'in_sync', ()),
         ('nothing changed, defaults', 'unchanged', ()),
+        ('PUTs during usync', 'writes', ('usync',)),
+        ('PUTs during rsync_then_merge', 'writes', ('rsync_then_merge',)),
     )
 
 
@@ -287,15 +413,36 @@ def bench(args):
              '|---|---:|---:|---:|---:|---|---|']
     for r in results:
         size = ('%d rows' % r['rows']) if 'rows' in r else '%d DBs' % r['dbs']
-        sp = r['swift'] / r['rowsync'] if r['rowsync'] > 0 else float('inf')
+        sw, rs = r.get('swift', 0.0), r.get('rowsync', 0.0)
+        sp = sw / rs if rs > 0 else float('inf')
         lines.append('| %s | %s | %.2f | %.2f | %.1fx | %d / %d | %s |' % (
-            r['workload'], size, r['swift'], r['rowsync'], sp,
-            r['swift_passes'], r['rowsync_passes'], r['rowsync_path']))
+            r['workload'], size, sw, rs, sp, r.get('swift_passes', 0),
+            r.get('rowsync_passes', 0), r.get('rowsync_path', '')))
+    if b.writes_results:
+        lines += ['', 'Object PUTs (%d writers) into peer 1 while the sender '
+                  'replicates into it:' % WRITES_WRITERS, '',
+                  '| mode | replicator | phase | PUTs | errors | p50 ms | '
+                  'p99 ms | max ms | p99 ratio | lost (sender / peer 1) |',
+                  '|---|---|---|---:|---:|---:|---:|---:|---:|---|']
+        for w in b.writes_results:
+            base, repl = w['baseline'], w['replicating']
+            ratio = repl['p99_ms'] / base['p99_ms'] if base['p99_ms'] else 0
+            lines.append('| %s, %d rows | %s | no replication | %d | %d | '
+                         '%.2f | %.2f | %.2f | | |' % (
+                             w['mode'], w['rows'], w['kind'], base['puts'],
+                             base['errors'], base['p50_ms'], base['p99_ms'],
+                             base['max_ms']))
+            lines.append('| | | while replicating (%.1f s pass) | %d | %d | '
+                         '%.2f | %.2f | %.2f | %.2fx | %d / %d |' % (
+                             w['pass'], repl['puts'], repl['errors'],
+                             repl['p50_ms'], repl['p99_ms'], repl['max_ms'],
+                             ratio, w['lost'][0], w['lost'][1]))
     table = '\n'.join(lines)
     print()
     print(table)
     with open(os.path.join(cl.root, 'bench.json'), 'w') as f:
-        json.dump({'machine': head, 'results': results}, f, indent=2)
+        json.dump({'machine': head, 'results': results,
+                   'writes': b.writes_results}, f, indent=2)
     if args.out:
         with open(args.out, 'w') as f:
             f.write(table + '\n')

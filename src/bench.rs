@@ -5,7 +5,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 mod writes;
-pub use writes::{writes_bench, Phase, WritesReport};
+pub use writes::{write_phase, writes_bench, Phase, WritesReport};
 
 use crate::db::{ContainerBroker, Result};
 use crate::swift::merge::ObjectItem;

@@ -613,3 +613,50 @@ async fn a_corrupt_shipped_db_never_costs_the_local_replica() {
     assert!(!node.devices.join("sda/tmp").join(&src_id).exists());
     node.stop().await;
 }
+
+/// A PUT that finds the pending file full commits it, and needs the DB's
+/// write lock for that; a big `merge_items` merged in slices back to back
+/// must let that commit in between its slices (it commits a full pending
+/// file itself before each slice), not hold the PUTs off for the whole
+/// merge.
+#[tokio::test]
+async fn a_big_merge_commits_a_full_pending_file_between_its_slices() {
+    use rowsync::replication::rpc::MERGE_SLICE;
+    use rowsync::swift::pending::PENDING_CAP;
+    let mut node = TestNode::start(&["sda"]).await;
+    let client = reqwest::Client::new();
+    let h = hash_of("a", "c");
+    let path = format!("/sda/{PART}/{h}");
+    let db = node.create_db("sda", PART, "a", "c");
+    let pending = rowsync::db::files::pending_path(db.db_file());
+    let pending_len = || std::fs::metadata(&pending).map_or(0, |m| m.len());
+    let mut put: u64 = 0;
+    while pending_len() <= PENDING_CAP {
+        db.put_object(&obj(&format!("put{put:05}"), &ts(5000 + put), "put"))
+            .unwrap();
+        put += 1;
+    }
+    let items: Vec<ObjectItem> = (0..3 * MERGE_SLICE as i64)
+        .map(|i| {
+            let mut o = obj(&format!("merged{i:06}"), &ts(i as u64), "merged");
+            o.rowid = Some(i + 1);
+            o
+        })
+        .collect();
+    let op = ReplicateOp::<ObjectItem>::MergeItems {
+        items,
+        source: Some("sender-db".into()),
+    };
+    let (st, _) = replicate(&client, &node, &path, op.to_body()).await;
+    assert_eq!(st, 202);
+    // The merge committed the full pending file.
+    assert_eq!(pending_len(), 0);
+    let names: std::collections::HashSet<String> = rows(&db).into_iter().map(|r| r.0).collect();
+    assert_eq!(names.len(), put as usize + 3 * MERGE_SLICE);
+    assert!((0..put).all(|i| names.contains(&format!("put{i:05}"))));
+    assert_eq!(
+        db.get_sync("sender-db", true).unwrap(),
+        3 * MERGE_SLICE as i64
+    );
+    node.stop().await;
+}

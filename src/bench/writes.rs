@@ -9,7 +9,7 @@
 //! is shipped and node 1 merges its own rows into it). `writers` clients
 //! PUT objects into node 1's container server, first for `seconds` with
 //! nothing else running (the baseline), then for as long as node 0's
-//! replicator pass into node 1 runs (at least `seconds`). Afterwards node
+//! replicator pass into node 1 runs. Afterwards node
 //! 1's replicator sends the new rows back, and every acknowledged PUT must
 //! be a row on both replicas.
 
@@ -21,7 +21,7 @@ use super::{fill, object_put, synthetic_rows, BenchCluster, NamePattern};
 use crate::swift::Timestamp;
 
 /// Latencies of one phase.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct Phase {
     pub name: String,
     pub seconds: f64,
@@ -30,6 +30,10 @@ pub struct Phase {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
+    /// The slowest PUTs: when each was sent (Unix time, seconds) and how
+    /// long it took (ms), slowest first (at most five); to find what they
+    /// waited for in the servers' logs.
+    pub slowest: Vec<(f64, f64)>,
 }
 
 /// What `bench writes` measured.
@@ -52,10 +56,12 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[i.min(sorted.len() - 1)]
 }
 
-/// Runs `writers` PUT loops against `base` until `stop` says so (and at
+/// Runs `writers` PUT loops against `base` (a container's URL on a
+/// container server, Swift's or rowsync's) until `stop` says so (and at
 /// least `min` has passed); returns the phase's figures and the names
-/// acknowledged.
-async fn write_phase(
+/// acknowledged (`tag/wNN/oNNNNNNNN`). The load of `bench writes`, and of
+/// `bench put-load` for a server this process did not start.
+pub async fn write_phase(
     name: &str,
     base: &str,
     writers: usize,
@@ -68,7 +74,7 @@ async fn write_phase(
         Err(_) => reqwest::Client::new(),
     };
     let acked = Arc::new(Mutex::new(Vec::<String>::new()));
-    let lat = Arc::new(Mutex::new(Vec::<f64>::new()));
+    let lat = Arc::new(Mutex::new(Vec::<(f64, f64)>::new()));
     let errors = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     // Bounded whatever `stop` does: ten minutes at most.
@@ -96,9 +102,12 @@ async fn write_phase(
                     break;
                 }
                 let obj = format!("{tag}/w{w:02}/o{i:08}");
+                let sent = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0.0, |d| d.as_secs_f64());
                 let t = Instant::now();
                 let ok = object_put(&http, &format!("{base}/{obj}"), 60).await;
-                times.push(t.elapsed().as_secs_f64() * 1000.0);
+                times.push((t.elapsed().as_secs_f64() * 1000.0, sent));
                 if ok {
                     mine.push(obj);
                 } else {
@@ -116,8 +125,15 @@ async fn write_phase(
     }
     while tasks.join_next().await.is_some() {}
     let seconds = start.elapsed().as_secs_f64();
-    let mut lat = lat.lock().map(|l| l.clone()).unwrap_or_default();
-    lat.sort_by(|a, b| a.total_cmp(b));
+    let mut timed = lat.lock().map(|l| l.clone()).unwrap_or_default();
+    timed.sort_by(|a, b| a.0.total_cmp(&b.0));
+    let slowest = timed
+        .iter()
+        .rev()
+        .take(5)
+        .map(|&(ms, at)| (at, ms))
+        .collect();
+    let lat: Vec<f64> = timed.into_iter().map(|(ms, _)| ms).collect();
     let acked = acked.lock().map(|a| a.clone()).unwrap_or_default();
     (
         Phase {
@@ -128,6 +144,7 @@ async fn write_phase(
             p50_ms: percentile(&lat, 0.50),
             p99_ms: percentile(&lat, 0.99),
             max_ms: lat.last().copied().unwrap_or(0.0),
+            slowest,
         },
         acked,
     )
@@ -184,9 +201,21 @@ pub async fn writes_bench(
     let max_diffs = rows / 1000 + 10;
     let conf = format!("per_diff = 1000\nmax_diffs = {max_diffs}");
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    // (Only while the pass runs: a phase that outlasted it would mix in
+    // PUTs with nothing else running.)
     let writes = tokio::spawn({
         let (base, stop) = (base.clone(), stop.clone());
-        async move { write_phase("while replicating", &base, writers, min, stop, "repl").await }
+        async move {
+            write_phase(
+                "while replicating",
+                &base,
+                writers,
+                Duration::ZERO,
+                stop,
+                "repl",
+            )
+            .await
+        }
     });
     // The replicator runs as its own process, as on a storage node.
     let (pass, stats) = super::child_pass(&cluster, &conf, "pass", rows).await?;

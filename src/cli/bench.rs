@@ -75,7 +75,7 @@ pub enum BenchCommand {
         rows: usize,
         #[arg(long, default_value_t = 16)]
         writers: usize,
-        /// The baseline's length, and the least the second phase lasts.
+        /// The baseline's length (the second phase lasts as long as the pass).
         #[arg(long, default_value_t = 10.0)]
         seconds: f64,
         /// usync or rsync_then_merge.
@@ -84,6 +84,37 @@ pub enum BenchCommand {
         /// Scratch directory (a temporary one by default, removed after).
         #[arg(long)]
         dir: Option<PathBuf>,
+    },
+    /// The write load of `bench writes` against a container server this
+    /// command does not start (Swift's or rowsync's; the side-by-side
+    /// harness runs it against both): --writers clients PUT objects into
+    /// the container at --url for at least --seconds and, with
+    /// --until-eof, until stdin is closed. Prints the phase's figures as
+    /// one JSON line (`puts`, `errors`, `p50_ms`, `p99_ms`, `max_ms`,
+    /// `seconds`); --acked FILE gets the acknowledged object names, one a
+    /// line.
+    ///
+    /// Example: rowsync bench put-load --url http://127.0.0.1:6201/sdb1/3/AUTH_test/busy --seconds 10
+    PutLoad {
+        /// The container's URL on a container server:
+        /// `http://HOST:PORT/DEVICE/PARTITION/ACCOUNT/CONTAINER`.
+        #[arg(long)]
+        url: String,
+        #[arg(long, default_value_t = 16)]
+        writers: usize,
+        /// The least the load lasts.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+        /// Goes on after --seconds until stdin is closed (at most ten
+        /// minutes).
+        #[arg(long)]
+        until_eof: bool,
+        /// First part of the object names (`TAG/wNN/oNNNNNNNN`).
+        #[arg(long, default_value = "load")]
+        tag: String,
+        /// Writes the acknowledged object names here, one a line.
+        #[arg(long)]
+        acked: Option<PathBuf>,
     },
     /// merge_items throughput against the plain-INSERT floor.
     ///
@@ -239,6 +270,60 @@ pub fn run(args: BenchArgs) -> anyhow::Result<()> {
                 r.missing == (0, 0) && r.baseline.errors == 0 && r.replicating.errors == 0,
                 "writes bench failed: lost or refused PUTs"
             );
+            Ok(())
+        }
+        BenchCommand::PutLoad {
+            url,
+            writers,
+            seconds,
+            until_eof,
+            tag,
+            acked,
+        } => {
+            anyhow::ensure!(
+                (1..=256).contains(&writers) && seconds > 0.0 && seconds <= 600.0,
+                "bad --writers/--seconds (1..=256 writers, up to 600 s)"
+            );
+            let parsed =
+                reqwest::Url::parse(&url).map_err(|e| anyhow::anyhow!("--url {url:?}: {e}"))?;
+            anyhow::ensure!(
+                parsed.scheme() == "http"
+                    && parsed
+                        .path_segments()
+                        .map_or(0, |s| s.filter(|p| !p.is_empty()).count())
+                        == 4,
+                "--url must be http://HOST:PORT/DEVICE/PARTITION/ACCOUNT/CONTAINER"
+            );
+            anyhow::ensure!(
+                !tag.is_empty() && !tag.contains(['/', '?', '#']),
+                "--tag must be a non-empty name without '/', '?' or '#'"
+            );
+            super::init_logging("warning");
+            let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(!until_eof));
+            if until_eof {
+                // Stops when stdin ends (the caller closes it, or dies).
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut std::io::stdin().lock(), &mut std::io::sink());
+                    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+                });
+            }
+            let rt = runtime()?;
+            let (phase, names) = rt.block_on(crate::bench::write_phase(
+                "put-load",
+                url.trim_end_matches('/'),
+                writers,
+                std::time::Duration::from_secs_f64(seconds),
+                stop,
+                &tag,
+            ));
+            if let Some(path) = acked {
+                let mut text = names.join("\n");
+                text.push('\n');
+                std::fs::write(&path, text)
+                    .map_err(|e| anyhow::anyhow!("writing {}: {e}", path.display()))?;
+            }
+            println!("{}", serde_json::to_string(&phase)?);
             Ok(())
         }
         BenchCommand::Merge {

@@ -63,9 +63,30 @@ pub fn open(path: &Path) -> Result<Connection> {
     Ok(conn)
 }
 
-/// Applies Swift's pragmas, the busy timeout and the `chexor` function.
+/// SQLite's busy handler on rowsync's connections: waits up to Swift's
+/// `BROKER_TIMEOUT` for a lock, trying again every millisecond at first,
+/// then every 5 ms. SQLite's own (`busy_timeout`) backs off to 100 ms
+/// between tries, so a writer behind a run of short transactions (the
+/// slices of a big merge) can find the lock held at every try and wait
+/// for the whole run.
+pub fn busy_wait(prior_calls: i32) -> bool {
+    const QUICK: u64 = 10;
+    let n = prior_calls.max(0) as u64;
+    let (waited_ms, next_ms) = if n < QUICK {
+        (n, 1)
+    } else {
+        (QUICK + (n - QUICK) * 5, 5)
+    };
+    if waited_ms >= BROKER_TIMEOUT.as_millis() as u64 {
+        return false;
+    }
+    std::thread::sleep(std::time::Duration::from_millis(next_ms));
+    true
+}
+
+/// Applies Swift's pragmas, the busy handler and the `chexor` function.
 pub fn configure(conn: &Connection, synchronous: &str, journal_mode: &str) -> rusqlite::Result<()> {
-    conn.busy_timeout(BROKER_TIMEOUT)?;
+    conn.busy_handler(Some(busy_wait))?;
     conn.execute_batch(&format!(
         "PRAGMA synchronous = {synchronous};
          PRAGMA count_changes = OFF;
@@ -90,5 +111,40 @@ mod tests {
     fn float_repr() {
         assert_eq!(python_float_repr(1699395200.0), "1699395200.0");
         assert_eq!(python_float_repr(1699395200.5871234), "1699395200.5871234");
+    }
+
+    #[test]
+    fn busy_wait_retries_until_swifts_broker_timeout() {
+        assert!(busy_wait(0));
+        assert!(busy_wait(12));
+        let budget = BROKER_TIMEOUT.as_millis() as i32;
+        assert!(busy_wait(10 + (budget - 10) / 5 - 1));
+        assert!(!busy_wait(10 + (budget - 10) / 5));
+        assert!(!busy_wait(i32::MAX));
+    }
+
+    /// A writer waits for a lock held by another connection, and writes
+    /// once it is released.
+    #[test]
+    fn a_writer_waits_for_the_lock_and_then_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.db");
+        let a = Connection::open(&path).unwrap();
+        configure(&a, "NORMAL", "DELETE").unwrap();
+        a.execute_batch("CREATE TABLE t (x); BEGIN IMMEDIATE; INSERT INTO t VALUES (1);")
+            .unwrap();
+        let p2 = path.clone();
+        let writer = std::thread::spawn(move || {
+            let b = Connection::open(&p2).unwrap();
+            configure(&b, "NORMAL", "DELETE").unwrap();
+            b.execute("INSERT INTO t VALUES (2)", []).unwrap();
+        });
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        a.execute_batch("COMMIT").unwrap();
+        writer.join().unwrap();
+        let n: i64 = a
+            .query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(n, 2);
     }
 }

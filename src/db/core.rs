@@ -326,6 +326,27 @@ impl<K: DbKind> Broker<K> {
         self.commit_pending_locked(Vec::new())
     }
 
+    /// Between the write transactions of a long job (the slices of a big
+    /// merge): commits the pending file if it is over `PENDING_CAP`. A PUT
+    /// that found it that full holds the directory lock while it waits for
+    /// the DB's write lock, which SQLite's busy handler polls (sleeping up
+    /// to 100 ms between tries); slices taken back to back can hold the
+    /// lock at every try, so that PUT, and every PUT queued behind it on
+    /// the directory lock, would wait for the whole job. Taking the
+    /// directory lock here (outside any transaction) waits for that PUT's
+    /// commit, or commits the rows for it. A lock timeout is not an error:
+    /// the job goes on.
+    pub fn flush_full_pending(&self) -> Result<()> {
+        match std::fs::metadata(&self.pending_file) {
+            Ok(m) if m.len() > PENDING_CAP => {}
+            _ => return Ok(()),
+        }
+        match self.commit_pending() {
+            Err(DbError::LockTimeout { .. }) => Ok(()),
+            r => r,
+        }
+    }
+
     /// Has the DB file been replaced (renamed over) since we opened it?
     pub fn replaced(&self) -> bool {
         file_id(&self.db_file) != self.file_id

@@ -187,7 +187,7 @@ pub fn audit_file(path: &Path) -> Result<()> {
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
     .map_err(|e| DbError::sqlite(path, e))?;
-    conn.busy_timeout(BROKER_TIMEOUT)
+    conn.busy_handler(Some(conn::busy_wait))
         .map_err(|e| DbError::sqlite(path, e))?;
     let first: String = conn
         .query_row("PRAGMA quick_check", [], |r| r.get(0))

@@ -39,7 +39,7 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
     let snap = Snapshot { path };
     let src = Connection::open_with_flags(db_file, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| DbError::sqlite(db_file, e))?;
-    src.busy_timeout(super::BROKER_TIMEOUT)
+    src.busy_handler(Some(super::conn::busy_wait))
         .map_err(|e| DbError::sqlite(db_file, e))?;
     if copy_raw(&src, db_file, &snap.path)? {
         return Ok(snap);

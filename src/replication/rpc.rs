@@ -260,7 +260,7 @@ impl<K: DbKind> Default for BrokerCache<K> {
 /// Rows merged per transaction of one `merge_items`: what bounds how long
 /// a merge holds the DB's write lock (a few milliseconds), and so how long
 /// an object PUT whose pending flush waits for it can take.
-pub const MERGE_SLICE: usize = 2000;
+pub const MERGE_SLICE: usize = 1000;
 
 /// Brokers kept open at most.
 const BROKER_CACHE_SIZE: usize = 32;
@@ -511,15 +511,18 @@ impl<K: ReplKind> ReplicatorRpc<K> {
             ReplicateOp::Sync(args) => self.sync(broker, db_file, args),
             ReplicateOp::MergeItems { mut items, source } => {
                 // A big batch (from a rowsync sender) is merged in slices,
-                // each its own transaction, so object PUTs waiting on the
-                // write lock (pending flushes) wait one slice at most. The
-                // sync point goes with the last slice: a failure before
-                // it leaves the point where it was, and the sender sends
-                // the batch again (merges are idempotent).
+                // each its own transaction, and a full pending file is
+                // committed before each slice, so object PUTs waiting on
+                // the write lock (pending flushes) wait one slice at most.
+                // The sync point goes with the last slice: a failure
+                // before it leaves the point where it was, and the sender
+                // sends the batch again (merges are idempotent).
                 while items.len() > MERGE_SLICE {
                     let rest = items.split_off(MERGE_SLICE);
+                    broker.flush_full_pending()?;
                     broker.merge_items(std::mem::replace(&mut items, rest), None)?;
                 }
+                broker.flush_full_pending()?;
                 broker.merge_items(items, source.as_deref())?;
                 Ok(RpcResponse::empty(202))
             }
