@@ -335,16 +335,17 @@ impl<K: DbKind> Broker<K> {
     /// the directory lock, would wait for the whole job. Taking the
     /// directory lock here (outside any transaction) waits for that PUT's
     /// commit, or commits the rows for it. A lock timeout is not an error:
-    /// the job goes on.
-    pub fn flush_full_pending(&self) -> Result<()> {
-        match std::fs::metadata(&self.pending_file) {
-            Ok(m) if m.len() > PENDING_CAP => {}
-            _ => return Ok(()),
+    /// the job goes on. Returns whether the pending file held rows (PUTs
+    /// are arriving).
+    pub fn flush_full_pending(&self) -> Result<bool> {
+        let len = std::fs::metadata(&self.pending_file).map_or(0, |m| m.len());
+        if len > PENDING_CAP {
+            match self.commit_pending() {
+                Err(DbError::LockTimeout { .. }) | Ok(()) => {}
+                Err(e) => return Err(e),
+            }
         }
-        match self.commit_pending() {
-            Err(DbError::LockTimeout { .. }) => Ok(()),
-            r => r,
-        }
+        Ok(len > 0)
     }
 
     /// Has the DB file been replaced (renamed over) since we opened it?

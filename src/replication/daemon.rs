@@ -90,13 +90,15 @@ struct Visit {
 }
 
 /// The answers of rowsync peers to `rowsync_partition_dbs` during one
-/// pass: `(peer, partition)` -> the DB hashes it holds (None: not a
-/// rowsync peer, or no answer).
+/// pass: `(peer's device id, partition)` -> the DB hashes it holds (None:
+/// not a rowsync peer, or no answer).
 #[derive(Default)]
 struct PeerListings {
-    lists: HashMap<(String, u32), Option<std::collections::HashSet<String>>>,
+    lists: HashMap<(u32, u32), Option<std::collections::HashSet<String>>>,
     /// Peers that answered the op 400 (Swift): not asked again this pass.
-    not_rowsync: std::collections::HashSet<String>,
+    not_rowsync: std::collections::HashSet<u32>,
+    /// Peers already counted in sync in this pass's metrics (by a skip).
+    counted: std::collections::HashSet<u32>,
 }
 
 impl PeerListings {
@@ -109,13 +111,12 @@ impl PeerListings {
         part: u32,
         timeout: Duration,
     ) {
-        let wanted: HashMap<String, (Device, Vec<u32>)> = peers
+        let wanted: HashMap<u32, (Device, Vec<u32>)> = peers
             .iter()
-            .map(|p| (node_name(p), p))
-            .filter(|(name, _)| {
-                !self.not_rowsync.contains(name) && !self.lists.contains_key(&(name.clone(), part))
+            .filter(|p| {
+                !self.not_rowsync.contains(&p.id) && !self.lists.contains_key(&(p.id, part))
             })
-            .map(|(name, p)| (name, ((*p).clone(), vec![part])))
+            .map(|p| (p.id, ((*p).clone(), vec![part])))
             .collect();
         if !wanted.is_empty() {
             self.prefetch(client, wanted, timeout).await;
@@ -128,15 +129,15 @@ impl PeerListings {
     async fn prefetch(
         &mut self,
         client: &ReplClient,
-        wanted: HashMap<String, (Device, Vec<u32>)>,
+        wanted: HashMap<u32, (Device, Vec<u32>)>,
         timeout: Duration,
     ) {
         let op_for = |parts: &[u32]| ReplicateOp::<K0>::PartitionDbs(Some(parts.to_vec()));
         let zero = "0".repeat(32);
         let mut calls = Vec::new();
-        for (name, (dev, parts)) in &wanted {
+        for (id, (dev, parts)) in &wanted {
             for chunk in parts.chunks(super::wire::MAX_LISTED_PARTITIONS) {
-                calls.push((name.clone(), dev.clone(), chunk.to_vec()));
+                calls.push((*id, dev.clone(), chunk.to_vec()));
             }
         }
         let answers = futures::future::join_all(calls.iter().map(|(_, dev, chunk)| {
@@ -148,7 +149,7 @@ impl PeerListings {
             }
         }))
         .await;
-        for ((name, _, chunk), answer) in calls.into_iter().zip(answers) {
+        for ((id, _, chunk), answer) in calls.into_iter().zip(answers) {
             match answer {
                 Ok(r) if r.is_success() => {
                     let Ok(map) = serde_json::from_slice::<HashMap<String, Vec<String>>>(&r.body)
@@ -157,18 +158,18 @@ impl PeerListings {
                     };
                     for p in chunk {
                         let list = map.get(&p.to_string()).map(|v| v.iter().cloned().collect());
-                        self.lists.insert((name.clone(), p), list);
+                        self.lists.insert((id, p), list);
                     }
                 }
                 Ok(r) if (400..500).contains(&r.status) => {
                     // A Swift peer answers 400 or 404 (no DB under the
                     // zero hash): not asked again this pass.
-                    self.not_rowsync.insert(name);
+                    self.not_rowsync.insert(id);
                 }
                 // No answer: not asked again for these partitions.
                 _ => {
                     for p in chunk {
-                        self.lists.insert((name.clone(), p), None);
+                        self.lists.insert((id, p), None);
                     }
                 }
             }
@@ -188,7 +189,7 @@ impl PeerListings {
         self.fetch(client, peers, part, timeout).await;
         peers.iter().all(|p| {
             self.lists
-                .get(&(node_name(p), part))
+                .get(&(p.id, part))
                 .and_then(|l| l.as_ref())
                 .is_some_and(|l| l.contains(hash))
         })
@@ -624,10 +625,13 @@ impl<K: ReplKind> Replicator<K> {
                 .await
             {
                 lock(state).settle(&hash, stamp);
+                // (Once a pass per peer: what it records is the same.)
                 for peer in &peers {
-                    let name = node_name(peer);
-                    self.metrics.peer_lag(&name, 0);
-                    self.metrics.peer_result(&name, true);
+                    if listings.counted.insert(peer.id) {
+                        let name = node_name(peer);
+                        self.metrics.peer_lag(&name, 0);
+                        self.metrics.peer_result(&name, true);
+                    }
                 }
                 return None;
             }
@@ -649,8 +653,8 @@ impl<K: ReplKind> Replicator<K> {
         _states: &HashMap<u32, Arc<Mutex<DeviceState>>>,
         parts: &[(u32, Vec<u32>)],
         places: &mut HashMap<u32, Arc<Placement>>,
-    ) -> HashMap<String, (Device, Vec<u32>)> {
-        let mut wanted: HashMap<String, (Device, Vec<u32>)> = HashMap::new();
+    ) -> HashMap<u32, (Device, Vec<u32>)> {
+        let mut wanted: HashMap<u32, (Device, Vec<u32>)> = HashMap::new();
         for (dev_id, list) in parts {
             for &p in list {
                 let place = places
@@ -662,7 +666,7 @@ impl<K: ReplKind> Replicator<K> {
                 }
                 for peer in place.nodes.iter().filter(|n| n.id != *dev_id) {
                     wanted
-                        .entry(node_name(peer))
+                        .entry(peer.id)
                         .or_insert_with(|| (peer.clone(), Vec::new()))
                         .1
                         .push(p);

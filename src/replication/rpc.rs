@@ -257,10 +257,17 @@ impl<K: DbKind> Default for BrokerCache<K> {
     }
 }
 
-/// Rows merged per transaction of one `merge_items`: what bounds how long
-/// a merge holds the DB's write lock (a few milliseconds), and so how long
+/// Rows merged per transaction of one `merge_items` while object PUTs
+/// are arriving (the pending file holds rows): what bounds how long a
+/// merge holds the DB's write lock (a few milliseconds), and so how long
 /// an object PUT whose pending flush waits for it can take.
 pub const MERGE_SLICE: usize = 1000;
+
+/// Rows merged per transaction while no PUT is arriving (an empty
+/// pending file): fewer commits, each with its fsyncs. The first PUTs
+/// after it started only append to the pending file; a flush, which needs
+/// the write lock, comes hundreds of PUTs later, after this slice.
+pub const MERGE_SLICE_IDLE: usize = 10_000;
 
 /// Brokers kept open at most.
 const BROKER_CACHE_SIZE: usize = 32;
@@ -513,17 +520,23 @@ impl<K: ReplKind> ReplicatorRpc<K> {
                 // A big batch (from a rowsync sender) is merged in slices,
                 // each its own transaction, and a full pending file is
                 // committed before each slice, so object PUTs waiting on
-                // the write lock (pending flushes) wait one slice at most.
-                // The sync point goes with the last slice: a failure
-                // before it leaves the point where it was, and the sender
-                // sends the batch again (merges are idempotent).
-                while items.len() > MERGE_SLICE {
-                    let rest = items.split_off(MERGE_SLICE);
-                    broker.flush_full_pending()?;
+                // the write lock (pending flushes) wait one slice at most
+                // (a short one while PUTs arrive). The sync point goes
+                // with the last slice: a failure before it leaves the
+                // point where it was, and the sender sends the batch
+                // again (merges are idempotent).
+                loop {
+                    let slice = match broker.flush_full_pending()? {
+                        true => MERGE_SLICE,
+                        false => MERGE_SLICE_IDLE,
+                    };
+                    if items.len() <= slice {
+                        broker.merge_items(items, source.as_deref())?;
+                        break;
+                    }
+                    let rest = items.split_off(slice);
                     broker.merge_items(std::mem::replace(&mut items, rest), None)?;
                 }
-                broker.flush_full_pending()?;
-                broker.merge_items(items, source.as_deref())?;
                 Ok(RpcResponse::empty(202))
             }
             ReplicateOp::MergeSyncs(points) => {
