@@ -646,9 +646,16 @@ impl<K: ReplKind> ReplicatorRpc<K> {
         }
         info.set_point(Some(point));
         let after = self.syncs.stamp(db_file);
-        self.syncs.record(db_file, before, after, &args, &info);
-        let v = serde_json::to_value(&info).unwrap_or_default();
-        Ok(RpcResponse::json(200, &v))
+        Ok(
+            match self.syncs.record(db_file, before, after, &args, &info) {
+                Some(text) => RpcResponse {
+                    status: 200,
+                    content_type: "application/json",
+                    body: text.into_bytes(),
+                },
+                None => RpcResponse::json(200, &serde_json::to_value(&info).unwrap_or_default()),
+            },
+        )
     }
 
     /// Checks a shipped file in `<dev>/tmp/`: a plain name, an existing

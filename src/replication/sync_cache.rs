@@ -131,7 +131,8 @@ impl<I: DbInfo> SyncCache<I> {
 
     /// Records an answer given by the DB itself: `before` and `after` are
     /// the file's stamps around the `sync`; unequal (it wrote), nothing is
-    /// kept.
+    /// kept. Returns the answer's JSON text (serialized once, for the
+    /// cache and the reply), or None when it has no point to cut at.
     pub fn record(
         &self,
         db_file: &Path,
@@ -139,20 +140,23 @@ impl<I: DbInfo> SyncCache<I> {
         after: Option<Stamp>,
         args: &SyncArgs,
         answer: &I,
-    ) {
+    ) -> Option<String> {
+        let cut = answer.point().zip(Entry::cut(answer));
+        let text = cut
+            .as_ref()
+            .map(|(point, (head, tail))| format!("{head}{point}{tail}"));
         let mut g = self.lock();
         let (Some(before), Some(after)) = (before, after) else {
             g.entries.remove(db_file);
-            return;
+            return text;
         };
         if before != after {
             g.entries.remove(db_file);
-            return;
+            return text;
         }
-        let (Some(point), Some((before_point, after_point))) = (answer.point(), Entry::cut(answer))
-        else {
+        let Some((point, (before_point, after_point))) = cut else {
             g.entries.remove(db_file);
-            return;
+            return text;
         };
         let digest = side_effect_digest(args);
         let entry = |stamp| Entry {
@@ -200,6 +204,7 @@ impl<I: DbInfo> SyncCache<I> {
                 order.retain(|p| entries.contains_key(p));
             }
         }
+        text
     }
 
     /// DB files with an entry.
@@ -209,5 +214,65 @@ impl<I: DbInfo> SyncCache<I> {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::ContainerInfo;
+
+    /// The text `record` returns (the reply, and what the cache keeps cut
+    /// at the point) is the answer's own serialization, byte for byte,
+    /// whether or not it is kept.
+    #[test]
+    fn recorded_text_is_the_answers_serialization() {
+        let cache = SyncCache::<ContainerInfo>::default();
+        let info = ContainerInfo {
+            account: "a".into(),
+            container: "c \"quoted\" \"point\": 1".into(),
+            hash: "0123".into(),
+            id: "id-1".into(),
+            max_row: 42,
+            metadata: r#"{"X-Container-Meta-Point": ["point", "1"]}"#.into(),
+            point: Some(-1),
+            ..Default::default()
+        };
+        let want = pyjson::dumps(&serde_json::to_value(&info).unwrap());
+        let args = SyncArgs {
+            max_row: 7,
+            hash: "other".into(),
+            id: "peer".into(),
+            created_at: String::new(),
+            put_timestamp: String::new(),
+            delete_timestamp: String::new(),
+            metadata: String::new(),
+            policy: None,
+        };
+        let path = Path::new("/nonexistent/x.db");
+        let s = Stamp {
+            size: 1,
+            mtime_ns: 1,
+            ino: 1,
+            counter: None,
+        };
+        // Kept (equal stamps), and not kept (the sync wrote): same text.
+        assert_eq!(
+            cache.record(path, Some(s), Some(s), &args, &info),
+            Some(want.clone())
+        );
+        assert_eq!(cache.len(), 1);
+        let other = Stamp { size: 2, ..s };
+        assert_eq!(
+            cache.record(path, Some(s), Some(other), &args, &info),
+            Some(want)
+        );
+        assert_eq!(cache.len(), 0);
+        // No point: nothing to cut, the caller serializes it itself.
+        let bare = ContainerInfo {
+            point: None,
+            ..info
+        };
+        assert_eq!(cache.record(path, Some(s), Some(s), &args, &bare), None);
     }
 }
