@@ -91,7 +91,8 @@ pub enum BenchCommand {
     /// the container at --url for at least --seconds and, with
     /// --until-eof, until stdin is closed. Prints the phase's figures as
     /// one JSON line (`puts`, `errors`, `p50_ms`, `p99_ms`, `max_ms`,
-    /// `seconds`); --acked FILE gets the acknowledged object names, one a
+    /// `seconds`, and `slowest`: the five slowest PUTs as [sent at (Unix
+    /// time), ms]); --acked FILE gets the acknowledged object names, one a
     /// line.
     ///
     /// Example: rowsync bench put-load --url http://127.0.0.1:6201/sdb1/3/AUTH_test/busy --seconds 10
