@@ -47,12 +47,46 @@ pub fn python_float_repr(f: f64) -> String {
     crate::swift::pyjson::float_repr(f)
 }
 
+/// SQLite's process-wide settings, applied once before its first
+/// connection: no memory statistics. With them on (SQLite's default)
+/// every allocation SQLite makes takes one global mutex to keep the
+/// counts, which rowsync never reads; a merge allocates for every row.
+/// Builds from this repository have them off already (`.cargo/config.toml`
+/// compiles SQLite so); this keeps them off in a build whose environment
+/// sets other `LIBSQLITE3_FLAGS`. Every connection rowsync opens goes
+/// through [`connect`], which applies this first.
+fn configure_sqlite_once() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        // SAFETY: `sqlite3_config` with an int argument, as documented for
+        // SQLITE_CONFIG_MEMSTATUS. Before SQLite is initialized it sets the
+        // option; after (something opened a connection first), SQLite
+        // refuses it with SQLITE_MISUSE and nothing changes.
+        let off: std::os::raw::c_int = 0;
+        let rc =
+            unsafe { rusqlite::ffi::sqlite3_config(rusqlite::ffi::SQLITE_CONFIG_MEMSTATUS, off) };
+        if rc != rusqlite::ffi::SQLITE_OK {
+            tracing::debug!(
+                rc,
+                "SQLite was initialized before its settings: memory statistics stay on"
+            );
+        }
+    });
+}
+
+/// Opens a SQLite connection (every one rowsync opens comes through here,
+/// after SQLite's process-wide settings).
+pub fn connect(path: &Path, flags: OpenFlags) -> rusqlite::Result<Connection> {
+    configure_sqlite_once();
+    Connection::open_with_flags(path, flags)
+}
+
 /// Opens an existing DB for normal use (Swift's `get_db_connection`).
 pub fn open(path: &Path) -> Result<Connection> {
     if !path.is_file() {
         return Err(DbError::NotFound(path.to_path_buf()));
     }
-    let conn = Connection::open_with_flags(
+    let conn = connect(
         path,
         OpenFlags::SQLITE_OPEN_READ_WRITE
             | OpenFlags::SQLITE_OPEN_NO_MUTEX
@@ -111,6 +145,26 @@ mod tests {
     fn float_repr() {
         assert_eq!(python_float_repr(1699395200.0), "1699395200.0");
         assert_eq!(python_float_repr(1699395200.5871234), "1699395200.5871234");
+    }
+
+    /// The build settings in `.cargo/config.toml` reach the bundled
+    /// SQLite: a page cache per connection, no memory statistics.
+    #[test]
+    fn sqlite_is_built_without_global_caches_or_statistics() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = connect(&dir.path().join("t.db"), OpenFlags::default()).unwrap();
+        let opts: Vec<String> = c
+            .prepare("PRAGMA compile_options")
+            .unwrap()
+            .query_map([], |r| r.get(0))
+            .unwrap()
+            .collect::<rusqlite::Result<_>>()
+            .unwrap();
+        assert!(
+            !opts.iter().any(|o| o == "ENABLE_MEMORY_MANAGEMENT"),
+            "{opts:?}"
+        );
+        assert!(opts.iter().any(|o| o == "DEFAULT_MEMSTATUS=0"), "{opts:?}");
     }
 
     #[test]

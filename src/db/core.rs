@@ -193,7 +193,8 @@ impl<K: DbKind> Broker<K> {
         let tmp_path = tmp.path().to_path_buf();
         let db_id = new_db_id(&device_name_of(&db_file));
         {
-            let conn = Connection::open(&tmp_path).map_err(|e| DbError::sqlite(&tmp_path, e))?;
+            let conn = conn::connect(&tmp_path, rusqlite::OpenFlags::default())
+                .map_err(|e| DbError::sqlite(&tmp_path, e))?;
             let run = || -> rusqlite::Result<()> {
                 conn::configure(&conn, "OFF", "MEMORY")?;
                 conn.execute_batch("BEGIN")?;

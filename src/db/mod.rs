@@ -182,7 +182,7 @@ pub(crate) fn injected(path: &Path, arg: Option<String>) -> DbError {
 /// `PRAGMA quick_check` of the DB file at `path`, on its own read-only
 /// connection (it may run beside a broker's): `Corrupt` when it fails.
 pub fn audit_file(path: &Path) -> Result<()> {
-    let conn = rusqlite::Connection::open_with_flags(
+    let conn = conn::connect(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )
@@ -209,7 +209,7 @@ pub fn kind_of_file(path: &Path) -> Result<Option<&'static str>> {
     if !path.is_file() {
         return Err(DbError::NotFound(path.to_path_buf()));
     }
-    let conn = rusqlite::Connection::open_with_flags(
+    let conn = conn::connect(
         path,
         rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
     )

@@ -37,7 +37,7 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
     std::fs::create_dir_all(scratch_dir).map_err(|e| DbError::io(scratch_dir, e))?;
     let path = scratch_dir.join(format!(".snapshot-{}.db", uuid::Uuid::new_v4().simple()));
     let snap = Snapshot { path };
-    let src = Connection::open_with_flags(db_file, OpenFlags::SQLITE_OPEN_READ_ONLY)
+    let src = super::conn::connect(db_file, OpenFlags::SQLITE_OPEN_READ_ONLY)
         .map_err(|e| DbError::sqlite(db_file, e))?;
     src.busy_handler(Some(super::conn::busy_wait))
         .map_err(|e| DbError::sqlite(db_file, e))?;
@@ -51,7 +51,8 @@ pub fn snapshot(db_file: &Path, scratch_dir: &Path) -> Result<Snapshot> {
 /// The fallback for a DB not in a rollback-journal mode: SQLite's online
 /// backup API, page by page.
 fn backup(src: &Connection, db_file: &Path, dst_path: &Path) -> Result<()> {
-    let mut dst = Connection::open(dst_path).map_err(|e| DbError::sqlite(dst_path, e))?;
+    let mut dst = super::conn::connect(dst_path, OpenFlags::default())
+        .map_err(|e| DbError::sqlite(dst_path, e))?;
     // A scratch file read once by the transfer: no fsync while it is
     // written (a crash leaves only a stale `.snapshot-*` in tmp, which the
     // replicator reclaims).
